@@ -1,0 +1,729 @@
+"""The invskin dataset format (version 1): posed scans, per-frame bone transforms and a skeleton.
+
+Conventions: metres, right-handed, y up, column vectors; ``transforms[f, j]`` is bone j's 4x4
+**canonical-to-posed** transform in frame f (what linear blend skinning uses). Shape legend: ``F``
+frames, ``J`` bones, ``V`` vertices, ``T`` triangles. The on-disk layout is specified in
+``docs/data-format.md``; this module is its only reader and writer.
+
+- :class:`DatasetWriter` writes a dataset into a hidden sibling folder and moves it into place in
+  :meth:`DatasetWriter.finish`, so an existing dataset is only replaced by a complete, validated one.
+- :func:`load_dataset` validates the manifest, every listed file, shapes and finiteness up front
+  (scans are only checked for existence; they load lazily in :meth:`Dataset.scan`).
+- Every problem raises :class:`DataError` with one message that names the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from invskin.body.skeleton import Skeleton
+from invskin.mesh.io import TriMesh, check_units_metres, load_mesh, save_mesh
+
+FORMAT_NAME = "invskin-dataset"
+FORMAT_VERSION = 1
+MANIFEST = "invskin-dataset.json"
+SKELETON_FILE = "skeleton.json"
+TRANSFORMS_FILE = "bone_transforms.npz"
+PRIOR_FILE = "prior.npz"
+CORRESPONDENCE_FILE = "correspondence.npz"
+BODY_PARAMS_FILE = "body_params.npz"
+SCANS_DIR = "scans"
+CACHE_DIR = "cache"
+STANDARD_SPLITS = ("train", "test-within", "test-out")
+SCAN_FORMATS = ("ply", "obj")
+
+_FRAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+ArrayLike = np.ndarray | Tensor
+
+
+class DataError(ValueError):
+    """A dataset or input file is missing, malformed or inconsistent; the message says what to do."""
+
+
+# ----------------------------------------------------------------------------- in-memory records
+
+
+@dataclass(frozen=True, eq=False)
+class BodyPrior:
+    """Skinning-weight prior: a canonical-pose body mesh with per-vertex weights (rows sum to 1)."""
+
+    vertices: Float[Tensor, "v 3"]
+    faces: Int[Tensor, "t 3"]
+    weights: Float[Tensor, "v j"]
+
+    def __post_init__(self) -> None:
+        problem = _mesh_problem(self.vertices, self.faces)
+        if problem is None and self.weights.shape[0] != self.vertices.shape[0]:
+            problem = f"{self.weights.shape[0]} weight rows for {self.vertices.shape[0]} vertices"
+        if problem is None and not torch.isfinite(self.weights).all():
+            problem = "weights contain NaN or infinite values"
+        if problem is None and (self.weights < -1e-6).any():
+            problem = "weights are negative somewhere"
+        if problem is None and not torch.allclose(
+            self.weights.sum(-1).double(), torch.ones((), dtype=torch.float64), atol=1e-3
+        ):
+            problem = "weight rows do not sum to 1"
+        if problem is not None:
+            raise DataError(f"invalid body prior: {problem}")
+
+
+@dataclass(frozen=True, eq=False)
+class CorrespondenceTruth:
+    """Ground-truth surface correspondences (synthetic data): one clothed mesh in every frame.
+
+    ``posed_vertices[f]`` is the same surface as ``canonical_vertices`` in frame f (same faces).
+    """
+
+    canonical_vertices: Float[Tensor, "v 3"]
+    faces: Int[Tensor, "t 3"]
+    posed_vertices: Float[Tensor, "f v 3"]
+
+    def __post_init__(self) -> None:
+        problem = _mesh_problem(self.canonical_vertices, self.faces)
+        if problem is None and self.posed_vertices.shape[1:] != self.canonical_vertices.shape:
+            problem = (
+                f"posed vertices have shape {tuple(self.posed_vertices.shape)}, expected "
+                f"(F, {self.canonical_vertices.shape[0]}, 3)"
+            )
+        if problem is None and not torch.isfinite(self.posed_vertices).all():
+            problem = "posed vertices contain NaN or infinite values"
+        if problem is not None:
+            raise DataError(f"invalid correspondence ground truth: {problem}")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A loaded invskin dataset: skeleton, per-frame bone transforms, lazily loaded scans, splits.
+
+    ``splits[name]`` holds indices into the frames. :meth:`split` returns a :class:`Dataset` view of
+    one split's frames (same folder; its ``splits`` re-indexed to the frames it keeps).
+    """
+
+    root: Path
+    name: str
+    source: str
+    skeleton: Skeleton
+    frame_ids: tuple[str, ...]
+    motions: tuple[str, ...]
+    scan_files: tuple[str, ...]
+    transforms: Float[Tensor, "f j 4 4"]
+    splits: dict[str, tuple[int, ...]]
+    prior: BodyPrior | None = None
+    correspondence: CorrespondenceTruth | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    @property
+    def num_bones(self) -> int:
+        return self.skeleton.num_bones
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder for derived data (training samples); safe to delete."""
+        return self.root / CACHE_DIR
+
+    def index(self, frame_id: str) -> int:
+        """Index of the frame called ``frame_id``."""
+        try:
+            return self.frame_ids.index(frame_id)
+        except ValueError:
+            raise KeyError(f"no frame {frame_id!r} in dataset {self.root}") from None
+
+    def scan_path(self, i: int) -> Path:
+        return self.root / self.scan_files[i]
+
+    def scan(self, i: int) -> TriMesh:
+        """Load frame i's raw posed scan (metres; any topology, holes allowed)."""
+        path = self.scan_path(i)
+        if not path.exists():
+            raise DataError(
+                f"{path}: scan of frame {self.frame_ids[i]!r} is missing; the dataset folder "
+                "is incomplete: re-create it (invskin synth or a converter)"
+            )
+        try:
+            mesh = load_mesh(path)
+            problem = scan_problem(mesh)
+            if problem is not None:
+                raise DataError(f"{path}: {problem}; re-create this frame's scan")
+            check_units_metres(mesh, str(path))
+        except DataError:
+            raise
+        except ValueError as error:
+            raise DataError(str(error)) from error
+        return mesh
+
+    def split(self, name: str) -> Dataset:
+        """A view of the frames of split ``name`` (in split order)."""
+        if name not in self.splits:
+            raise DataError(
+                f"{self.root / MANIFEST}: no split named {name!r}; splits are {sorted(self.splits)}"
+            )
+        return self.subset(self.splits[name])
+
+    def subset(self, indices: Sequence[int]) -> Dataset:
+        """A view of the given frames, in the given order; splits are re-indexed to them."""
+        indices = tuple(int(i) for i in indices)
+        position = {old: new for new, old in enumerate(indices)}
+        splits = {
+            name: tuple(position[i] for i in members if i in position)
+            for name, members in self.splits.items()
+        }
+        index = torch.as_tensor(indices, dtype=torch.long)
+        correspondence = self.correspondence
+        if correspondence is not None:
+            correspondence = replace(
+                correspondence, posed_vertices=correspondence.posed_vertices[index]
+            )
+        return replace(
+            self,
+            frame_ids=tuple(self.frame_ids[i] for i in indices),
+            motions=tuple(self.motions[i] for i in indices),
+            scan_files=tuple(self.scan_files[i] for i in indices),
+            transforms=self.transforms[index],
+            splits=splits,
+            correspondence=correspondence,
+        )
+
+    def body_params(self) -> dict[str, np.ndarray]:
+        """The optional per-frame body-model parameters (free-form; rows follow the full dataset)."""
+        path = self.root / BODY_PARAMS_FILE
+        if not path.exists():
+            raise DataError(f"{path}: this dataset has no body parameters")
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+
+
+# ----------------------------------------------------------------------------- validation helpers
+
+
+def _mesh_problem(vertices: Tensor, faces: Tensor) -> str | None:
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        return f"vertices have shape {tuple(vertices.shape)}, expected (V, 3)"
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        return f"faces have shape {tuple(faces.shape)}, expected (T, 3)"
+    if not torch.isfinite(vertices).all():
+        return "vertices contain NaN or infinite values"
+    if faces.numel() and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
+        return f"face indices out of range for {vertices.shape[0]} vertices"
+    return None
+
+
+def scan_problem(mesh: TriMesh) -> str | None:
+    """Why ``mesh`` cannot serve as a scan (empty, non-finite, bad faces), or ``None`` if it can."""
+    vertices = np.asarray(mesh.vertices)
+    faces = np.asarray(mesh.faces)
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        return f"scan vertices have shape {vertices.shape}, expected (V, 3)"
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        return f"scan faces have shape {faces.shape}, expected (T, 3) triangles"
+    if len(vertices) < 3 or len(faces) == 0:
+        return "the scan is empty (no triangles)"
+    if not np.isfinite(vertices).all():
+        return "the scan has NaN or infinite vertex coordinates"
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        return f"the scan has face indices out of range for its {len(vertices)} vertices"
+    return None
+
+
+def transforms_problem(transforms: np.ndarray, num_bones: int) -> str | None:
+    """Why ``transforms`` is not a valid (..., J, 4, 4) stack of bone transforms, or ``None``."""
+    if transforms.ndim < 3 or transforms.shape[-2:] != (4, 4):
+        return f"bone transforms have shape {transforms.shape}, expected (..., {num_bones}, 4, 4)"
+    if transforms.shape[-3] != num_bones:
+        return (
+            f"{transforms.shape[-3]} bone transforms but the skeleton has {num_bones} bones; "
+            "use the skeleton the poses were made for"
+        )
+    if not np.isfinite(transforms).all():
+        return "bone transforms contain NaN or infinite values"
+    last_row = transforms[..., 3, :]
+    if not np.allclose(last_row, [0.0, 0.0, 0.0, 1.0], atol=1e-4):
+        if np.allclose(transforms[..., :3, 3], 0.0, atol=1e-6):
+            return (
+                "bone transforms look transposed (translation in the last row); invskin uses "
+                "column vectors: pass T.swapaxes(-1, -2)"
+            )
+        return "bone transforms do not end with the row [0, 0, 0, 1]"
+    return None
+
+
+def check_frame_id(frame_id: str) -> None:
+    if not isinstance(frame_id, str) or not _FRAME_ID.match(frame_id):
+        raise DataError(
+            f"frame id {frame_id!r} is not allowed: use 1-200 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (it becomes a file name)"
+        )
+
+
+def _as_numpy(array: ArrayLike, dtype: type | None) -> np.ndarray:
+    if isinstance(array, Tensor):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+class DatasetWriter:
+    """Write a dataset frame by frame; nothing appears at ``out_dir`` until :meth:`finish`.
+
+    Frames are written into a hidden sibling folder ``.<out_dir name>.writing-*``; ``finish()``
+    writes the arrays and the manifest, validates the result with :func:`load_dataset` and only then
+    moves it to ``out_dir``, replacing an existing invskin dataset there (``overwrite=True``). A
+    folder that holds anything else is never replaced. Use it as a context manager, or call
+    :meth:`abort`, so a failure removes the partial folder.
+
+        with DatasetWriter(out, "my-data", skeleton) as writer:
+            for frame_id, scan, transforms, motion in frames:
+                writer.add_frame(frame_id, scan, transforms, motion)
+            writer.set_splits({"train": [...], "test-within": [...], "test-out": [...]})
+            dataset = writer.finish()
+    """
+
+    def __init__(
+        self,
+        out_dir: Path | str,
+        name: str,
+        skeleton: Skeleton,
+        prior: BodyPrior | None = None,
+        source: str = "",
+        *,
+        info: Mapping[str, Any] | None = None,
+        scan_format: str = "ply",
+        overwrite: bool = True,
+    ) -> None:
+        self.out_dir = Path(out_dir).absolute()
+        if self.out_dir.name in ("", ".", ".."):
+            raise DataError(f"output folder {out_dir!r} needs a name, e.g. data/my-dataset")
+        if scan_format not in SCAN_FORMATS:
+            raise DataError(f"scan_format must be one of {SCAN_FORMATS}, got {scan_format!r}")
+        if prior is not None and prior.weights.shape[1] != skeleton.num_bones:
+            raise DataError(
+                f"the body prior has weights for {prior.weights.shape[1]} bones but the skeleton "
+                f"has {skeleton.num_bones}; pass the skeleton of the same body model"
+            )
+        _check_destination(self.out_dir, overwrite)
+        self.name = name
+        self.skeleton = skeleton
+        self.prior = prior
+        self.source = source
+        self.info = dict(info or {})
+        json.dumps(self.info)  # fail now, not in finish(), if info is not JSON
+        self.scan_format = scan_format
+        self.overwrite = overwrite
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp: Path | None = Path(
+            tempfile.mkdtemp(prefix=f".{self.out_dir.name}.writing-", dir=self.out_dir.parent)
+        )
+        (self._tmp / SCANS_DIR).mkdir()
+        self._frames: list[dict[str, str]] = []
+        self._ids: set[str] = set()
+        self._transforms: list[np.ndarray] = []
+        self._splits: dict[str, list[str]] | None = None
+        self._correspondence: CorrespondenceTruth | None = None
+        self._body_params: dict[str, np.ndarray] | None = None
+
+    # context manager: abort on error
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.abort()
+
+    @property
+    def frame_ids(self) -> tuple[str, ...]:
+        return tuple(frame["id"] for frame in self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def _folder(self) -> Path:
+        if self._tmp is None:
+            raise RuntimeError("this DatasetWriter is finished or aborted; make a new one")
+        return self._tmp
+
+    def add_frame(self, frame_id: str, scan: TriMesh, transforms: ArrayLike, motion: str) -> None:
+        """Write one frame: its raw posed scan (metres) and its (J, 4, 4) canonical-to-posed transforms.
+
+        Raises :class:`DataError` (naming the frame) if the scan is empty, non-finite or not in
+        metres, or the transforms do not match the skeleton; nothing of that frame is kept then.
+        """
+        folder = self._folder()
+        check_frame_id(frame_id)
+        if frame_id in self._ids:
+            raise DataError(f"frame {frame_id!r} was added twice; frame ids must be unique")
+        if not isinstance(motion, str) or not motion:
+            raise DataError(f"frame {frame_id!r}: motion must be a non-empty string")
+        array = _as_numpy(transforms, np.float64)
+        problem = transforms_problem(array, self.skeleton.num_bones)
+        if problem is None and array.shape != (self.skeleton.num_bones, 4, 4):
+            problem = f"bone transforms have shape {array.shape}, expected ({self.skeleton.num_bones}, 4, 4)"
+        if problem is None:
+            problem = scan_problem(scan)
+        if problem is not None:
+            raise DataError(f"frame {frame_id!r}: {problem}")
+        try:
+            check_units_metres(scan, f"scan of frame {frame_id!r}")
+        except ValueError as error:
+            raise DataError(str(error)) from error
+        relative = f"{SCANS_DIR}/{frame_id}.{self.scan_format}"
+        save_mesh(folder / relative, scan)
+        self._frames.append({"id": frame_id, "scan": relative, "motion": motion})
+        self._ids.add(frame_id)
+        self._transforms.append(array.astype(np.float32))
+
+    def set_splits(self, splits: Mapping[str, Sequence[str]]) -> None:
+        """Name the frames of each split (by frame id). Standard names: train, test-within, test-out.
+
+        Without a call, every frame is in ``train`` and the test splits are empty.
+        """
+        self._splits = {name: list(ids) for name, ids in splits.items()}
+
+    def set_correspondence(
+        self, canonical_vertices: ArrayLike, faces: ArrayLike, posed_vertices: ArrayLike
+    ) -> None:
+        """Ground-truth correspondences; ``posed_vertices`` (F, V, 3) follows the order of frames added."""
+        self._correspondence = CorrespondenceTruth(
+            canonical_vertices=torch.from_numpy(_as_numpy(canonical_vertices, np.float32)),
+            faces=torch.from_numpy(_as_numpy(faces, np.int64)),
+            posed_vertices=torch.from_numpy(_as_numpy(posed_vertices, np.float32)),
+        )
+
+    def set_body_params(self, **arrays: ArrayLike) -> None:
+        """Optional body-model parameters (e.g. ``pose`` (F, 72), ``transl`` (F, 3)); plain arrays."""
+        self._body_params = {key: _as_numpy(value, None) for key, value in arrays.items()}
+
+    def abort(self) -> None:
+        """Remove the partial folder (a no-op after :meth:`finish`)."""
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def finish(self) -> Dataset:
+        """Write arrays and manifest, validate, move into place at ``out_dir``; return the dataset."""
+        folder = self._folder()
+        try:
+            self._write_rest(folder)
+            load_dataset(folder)  # validate everything before anything is replaced
+            _check_destination(self.out_dir, self.overwrite)
+            _move_into_place(folder, self.out_dir)
+            self._tmp = None
+        except BaseException:
+            self.abort()
+            raise
+        return load_dataset(self.out_dir)
+
+    def _write_rest(self, folder: Path) -> None:
+        if not self._frames:
+            raise DataError(f"no frames were added to dataset {self.name!r}; nothing to write")
+        ids = self.frame_ids
+        splits = self._splits if self._splits is not None else {"train": list(ids)}
+        for name in STANDARD_SPLITS:
+            splits.setdefault(name, [])
+        _check_splits(splits, set(ids), f"splits of dataset {self.name!r}")
+        self.skeleton.save(folder / SKELETON_FILE)
+        np.savez(folder / TRANSFORMS_FILE, transforms=np.stack(self._transforms))
+        if self.prior is not None:
+            np.savez(
+                folder / PRIOR_FILE,
+                vertices=self.prior.vertices.detach().cpu().numpy().astype(np.float32),
+                faces=self.prior.faces.detach().cpu().numpy().astype(np.int64),
+                weights=self.prior.weights.detach().cpu().numpy().astype(np.float32),
+            )
+        if self._correspondence is not None:
+            truth = self._correspondence
+            if truth.posed_vertices.shape[0] != len(ids):
+                raise DataError(
+                    f"correspondence ground truth has {truth.posed_vertices.shape[0]} posed frames "
+                    f"but {len(ids)} frames were added; pass one (V, 3) array per frame"
+                )
+            np.savez(
+                folder / CORRESPONDENCE_FILE,
+                canonical_vertices=truth.canonical_vertices.numpy(),
+                faces=truth.faces.numpy(),
+                posed_vertices=truth.posed_vertices.numpy(),
+            )
+        if self._body_params is not None:
+            np.savez(folder / BODY_PARAMS_FILE, **self._body_params)
+        manifest = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "name": self.name,
+            "source": self.source,
+            "units": "m",
+            "num_bones": self.skeleton.num_bones,
+            "frames": self._frames,
+            "splits": splits,
+            "prior": PRIOR_FILE if self.prior is not None else None,
+            "correspondence": CORRESPONDENCE_FILE if self._correspondence is not None else None,
+            "body_params": BODY_PARAMS_FILE if self._body_params is not None else None,
+            "info": self.info,
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _check_destination(out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir} exists and is not a folder; choose another output path")
+    if not any(out_dir.iterdir()):
+        return
+    if not (out_dir / MANIFEST).exists():
+        raise DataError(
+            f"{out_dir} exists and is not an invskin dataset (no {MANIFEST}); it is never "
+            "replaced: choose another output folder or remove it yourself"
+        )
+    if not overwrite:
+        raise DataError(f"{out_dir} already holds a dataset; pass overwrite=True to replace it")
+
+
+def _move_into_place(folder: Path, out_dir: Path) -> None:
+    """Rename ``folder`` to ``out_dir``; an existing ``out_dir`` is moved aside first, then removed."""
+    if not out_dir.exists():
+        os.replace(folder, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(out_dir, old)
+    try:
+        os.replace(folder, out_dir)
+    except BaseException:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_splits(splits: Mapping[str, Sequence[str]], known: set[str], where: str) -> None:
+    for name, ids in splits.items():
+        if not isinstance(name, str) or not _SPLIT_NAME.match(name):
+            raise DataError(f"{where}: split name {name!r} is not allowed (letters, digits, _, -)")
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise DataError(
+                f"{where}: split {name!r} names frames that are not in the dataset: "
+                f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}; list only existing frame ids"
+            )
+        if len(set(ids)) != len(ids):
+            raise DataError(f"{where}: split {name!r} lists a frame twice")
+    train = set(splits.get("train", ()))
+    for name in ("test-within", "test-out"):
+        leaked = sorted(train & set(splits.get(name, ())))
+        if leaked:
+            raise DataError(
+                f"{where}: frames {leaked[:5]} are in both 'train' and {name!r}; a test frame "
+                "must not be trained on"
+            )
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+def load_dataset(path: Path | str) -> Dataset:
+    """Load and validate an invskin dataset folder (scans load lazily via :meth:`Dataset.scan`)."""
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    if not root.is_dir():
+        raise DataError(
+            f"{root} is not a folder; pass an invskin dataset folder (made by 'invskin synth' "
+            "or a converter in invskin.data.loaders)"
+        )
+    if not manifest_path.exists():
+        raise DataError(
+            f"{manifest_path} is missing: {root} is not an invskin dataset, or its writer did not "
+            "finish; re-create it ('invskin synth' or a converter in invskin.data.loaders)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{manifest_path} is not valid JSON ({error}); re-create the dataset"
+        ) from error
+    manifest = _check_manifest(manifest, manifest_path)
+
+    skeleton_path = root / SKELETON_FILE
+    try:
+        skeleton = Skeleton.load(skeleton_path)
+    except (FileNotFoundError, ValueError) as error:
+        raise DataError(f"{skeleton_path}: {error}; re-create the dataset") from error
+
+    frames = manifest["frames"]
+    frame_ids = tuple(frame["id"] for frame in frames)
+    num_bones = skeleton.num_bones
+    if manifest.get("num_bones", num_bones) != num_bones:
+        raise DataError(
+            f"{manifest_path} says {manifest['num_bones']} bones but {skeleton_path} has "
+            f"{num_bones}; the folder mixes two datasets: re-create it"
+        )
+
+    transforms_path = root / TRANSFORMS_FILE
+    arrays = _load_npz(transforms_path, {"transforms": (len(frames), num_bones, 4, 4)})
+    problem = transforms_problem(arrays["transforms"], num_bones)
+    if problem is not None:
+        raise DataError(f"{transforms_path}: {problem}; re-create the dataset")
+
+    for frame in frames:
+        scan_path = root / frame["scan"]
+        if not scan_path.is_file():
+            raise DataError(
+                f"{scan_path}: scan of frame {frame['id']!r} listed in {MANIFEST} is missing; "
+                "the folder is incomplete: re-create the dataset"
+            )
+
+    prior = None
+    if manifest["prior"] is not None:
+        prior_path = root / manifest["prior"]
+        arrays_p = _load_npz(
+            prior_path, {"vertices": (None, 3), "faces": (None, 3), "weights": (None, num_bones)}
+        )
+        try:
+            prior = BodyPrior(
+                vertices=torch.from_numpy(arrays_p["vertices"].astype(np.float32)),
+                faces=torch.from_numpy(arrays_p["faces"].astype(np.int64)),
+                weights=torch.from_numpy(arrays_p["weights"].astype(np.float32)),
+            )
+        except DataError as error:
+            raise DataError(f"{prior_path}: {error}; re-create the dataset") from error
+
+    correspondence = None
+    if manifest["correspondence"] is not None:
+        corr_path = root / manifest["correspondence"]
+        arrays_c = _load_npz(
+            corr_path,
+            {
+                "canonical_vertices": (None, 3),
+                "faces": (None, 3),
+                "posed_vertices": (len(frames), None, 3),
+            },
+        )
+        try:
+            correspondence = CorrespondenceTruth(
+                canonical_vertices=torch.from_numpy(
+                    arrays_c["canonical_vertices"].astype(np.float32)
+                ),
+                faces=torch.from_numpy(arrays_c["faces"].astype(np.int64)),
+                posed_vertices=torch.from_numpy(arrays_c["posed_vertices"].astype(np.float32)),
+            )
+        except DataError as error:
+            raise DataError(f"{corr_path}: {error}; re-create the dataset") from error
+
+    if manifest["body_params"] is not None and not (root / manifest["body_params"]).is_file():
+        raise DataError(
+            f"{root / manifest['body_params']}: listed in {MANIFEST} but missing; re-create the dataset"
+        )
+
+    _check_splits(manifest["splits"], set(frame_ids), str(manifest_path))
+    position = {frame_id: i for i, frame_id in enumerate(frame_ids)}
+    splits = {name: tuple(position[i] for i in ids) for name, ids in manifest["splits"].items()}
+    return Dataset(
+        root=root,
+        name=manifest["name"],
+        source=manifest["source"],
+        skeleton=skeleton,
+        frame_ids=frame_ids,
+        motions=tuple(frame["motion"] for frame in frames),
+        scan_files=tuple(frame["scan"] for frame in frames),
+        transforms=torch.from_numpy(arrays["transforms"].astype(np.float32)),
+        splits=splits,
+        prior=prior,
+        correspondence=correspondence,
+        info=manifest["info"],
+    )
+
+
+def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    redo = "re-create the dataset with this version of invskin"
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DataError(
+            f"{path}: not an invskin dataset manifest ('format' is not {FORMAT_NAME!r})"
+        )
+    version = manifest.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise DataError(f"{path}: 'version' must be a positive integer, got {version!r}; {redo}")
+    if version > FORMAT_VERSION:
+        raise DataError(
+            f"{path}: dataset format version {version} is newer than this invskin reads "
+            f"({FORMAT_VERSION}); upgrade invskin"
+        )
+    if manifest.get("units", "m") != "m":
+        raise DataError(
+            f"{path}: units must be 'm' (metres), got {manifest.get('units')!r}; {redo}"
+        )
+    frames = manifest.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise DataError(f"{path}: 'frames' must be a non-empty list; {redo}")
+    seen: set[str] = set()
+    for k, frame in enumerate(frames):
+        if not isinstance(frame, dict) or not {"id", "scan", "motion"} <= set(frame):
+            raise DataError(f"{path}: frame {k} needs 'id', 'scan' and 'motion'; {redo}")
+        try:
+            check_frame_id(frame["id"])
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from None
+        if frame["id"] in seen:
+            raise DataError(f"{path}: frame id {frame['id']!r} appears twice; {redo}")
+        seen.add(frame["id"])
+        scan = frame["scan"]
+        if not isinstance(scan, str) or Path(scan).is_absolute() or ".." in Path(scan).parts:
+            raise DataError(f"{path}: frame {frame['id']!r} scan path must be relative; {redo}")
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
+        raise DataError(f"{path}: 'splits' must map split names to lists of frame ids; {redo}")
+    for key in ("prior", "correspondence", "body_params"):
+        value = manifest.setdefault(key, None)
+        if value is not None and (not isinstance(value, str) or ".." in Path(value).parts):
+            raise DataError(f"{path}: {key!r} must be a relative file name or null; {redo}")
+    manifest.setdefault("name", path.parent.name)
+    manifest.setdefault("source", "")
+    manifest.setdefault("info", {})
+    return manifest
+
+
+def _load_npz(path: Path, expected: Mapping[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
+    """Load the named arrays from ``path`` and check their shapes (``None`` matches any size)."""
+    if not path.is_file():
+        raise DataError(f"{path} is missing; the dataset folder is incomplete: re-create it")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [key for key in expected if key not in data.files]
+            if missing:
+                raise DataError(
+                    f"{path} lacks the arrays {missing} (it has {data.files}); re-create the dataset"
+                )
+            arrays = {key: data[key] for key in expected}
+    except (OSError, ValueError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(
+            f"{path} is not a readable .npz file ({error}); re-create the dataset"
+        ) from error
+    for key, shape in expected.items():
+        array = arrays[key]
+        if array.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(array.shape, shape)
+        ):
+            pretty = tuple("*" if s is None else s for s in shape)
+            raise DataError(
+                f"{path}: array {key!r} has shape {array.shape}, expected {pretty}; "
+                "re-create the dataset"
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DataError(f"{path}: array {key!r} contains NaN or infinite values; re-create it")
+    return arrays
