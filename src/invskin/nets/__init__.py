@@ -1,1 +1,35 @@
+"""Neural building blocks: pose encoder, PIN (invertible), occupancy SIREN, skinning-weight fields."""
 
+from invskin.nets.mlp import Mlp
+from invskin.nets.pin import PIN, PINConfig, PINOutput, PoseAwareCoupling
+from invskin.nets.pose_encoder import PoseCode, PoseEncoder, bone_features
+from invskin.nets.siren import Siren, SirenConfig
+from invskin.nets.skinning_field import (
+    PriorFitConfig,
+    SkinningField,
+    SkinningFieldConfig,
+    SkinningGrid,
+    SkinningWeights,
+    WeightField,
+    nearest_vertex_weights,
+)
+
+__all__ = [
+    "PIN",
+    "Mlp",
+    "PINConfig",
+    "PINOutput",
+    "PoseAwareCoupling",
+    "PoseCode",
+    "PoseEncoder",
+    "PriorFitConfig",
+    "Siren",
+    "SirenConfig",
+    "SkinningField",
+    "SkinningFieldConfig",
+    "SkinningGrid",
+    "SkinningWeights",
+    "WeightField",
+    "bone_features",
+    "nearest_vertex_weights",
+]

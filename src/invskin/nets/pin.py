@@ -1,0 +1,209 @@
+"""PIN: a pose-conditioned invertible network on 3D points, made of affine coupling layers.
+
+Conventions: points ``(*b, N, 3)`` in metres; the pose is the ``(*b, J, 4, 4)`` canonical-to-posed
+bone transforms (see :mod:`invskin.nets.pose_encoder`), or its :class:`PoseCode` computed once with
+:meth:`PIN.encode_pose` and reused for every chunk of points of the same frames.
+
+Structure. Block ``i`` works on axis ``a = i mod 3`` (x, y, z, x, ...) and is two couplings:
+
+1. a **1D coupling** transforms coordinate ``a`` given the other two;
+2. a **2D coupling** transforms the other two given coordinate ``a``.
+
+A coupling computes ``y_free = x_free * exp(s) + t`` with ``(s, t) = g(features(x_fixed), pose)``,
+``s = c tanh(s_raw / c)`` soft-clamped, and the last layer of ``g`` zero-initialised, so a fresh PIN
+is exactly the identity. Its inverse is ``x_free = (y_free - t) * exp(-s)``: exact, no iteration.
+
+**Invertibility rule.** ``g`` sees only the fixed coordinates and the pose. The pose is localised per
+point by attention over the per-bone embeddings ``e_b``: logits over the ``J`` bones come from the
+projected *fixed* coordinates, never from the full point. So the inverse recomputes exactly the same
+``(s, t)`` from the untouched fixed coordinates. With ``pose_conditioned = False`` (the ablation),
+``g`` sees the fixed coordinates only and the pose argument is ignored.
+
+Shape legend: ``*b`` frames (any leading shape), ``N`` points, ``J`` bones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from invskin.nets.mlp import Mlp
+from invskin.nets.pose_encoder import PoseCode, PoseEncoder
+
+
+@dataclass
+class PINConfig:
+    """Hyper-parameters of a :class:`PIN`."""
+
+    num_blocks: int = 4
+    """Blocks of (1D coupling, 2D coupling); the transformed axis cycles x, y, z."""
+    hidden_width: int = 128
+    """Width of each coupling's conditioner MLP ``g``."""
+    hidden_layers: int = 2
+    """Hidden layers of ``g``."""
+    projection_dim: int = 64
+    """Size of the projected features of the fixed coordinates."""
+    fourier_frequencies: int = 4
+    """Sine/cosine frequencies of the fixed coordinates (periods 4 m, 2 m, 1 m, ...); 0 for none."""
+    pose_embed_dim: int = 32
+    """Per-bone embedding size ``E`` of the pose encoder."""
+    pose_hidden_width: int = 64
+    """Hidden width of each per-bone MLP."""
+    pooled_dim: int = 64
+    """Size of the pooled whole-pose code fed to every coupling; 0 for none."""
+    scale_clamp: float = 2.0
+    """Soft clamp ``c`` of the log-scale: ``s = c tanh(s_raw / c)``."""
+    pose_conditioned: bool = True
+    """False for the ablation without pose conditioning."""
+
+
+@dataclass(frozen=True)
+class PINOutput:
+    """Mapped points and ``log |det d out / d in|`` per point."""
+
+    points: Float[Tensor, "*b n 3"]
+    log_det: Float[Tensor, "*b n"]
+
+
+def fourier_features(coords: Float[Tensor, "*b f"], num_frequencies: int) -> Float[Tensor, "*b d"]:
+    """``[x, sin(2^k pi x / 2), cos(2^k pi x / 2)]`` for ``k < num_frequencies``."""
+    if num_frequencies == 0:
+        return coords
+    freqs = (2.0 ** torch.arange(num_frequencies, dtype=coords.dtype, device=coords.device)) * (
+        math.pi / 2.0
+    )
+    angles = (coords[..., :, None] * freqs).flatten(-2)
+    return torch.cat([coords, torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class PoseAwareCoupling(nn.Module):
+    """Affine coupling of the coordinates ``free`` given the remaining ones and the pose."""
+
+    def __init__(self, free: tuple[int, ...], num_bones: int, config: PINConfig) -> None:
+        super().__init__()
+        if not free or len(free) > 2 or any(i not in (0, 1, 2) for i in free):
+            raise ValueError(f"free must name one or two of the axes 0, 1, 2; got {free}")
+        self.free = tuple(free)
+        self.fixed = tuple(i for i in range(3) if i not in free)
+        self.config = config
+        feature_dim = len(self.fixed) * (1 + 2 * config.fourier_frequencies)
+        p = config.projection_dim
+        self.projection = Mlp(feature_dim, p, p, 1, activation="silu")
+        cond_dim = p
+        self.attention: nn.Linear | None = None
+        if config.pose_conditioned:
+            self.attention = nn.Linear(p, num_bones)
+            cond_dim += config.pose_embed_dim + config.pooled_dim
+        self.conditioner = Mlp(
+            cond_dim,
+            2 * len(self.free),
+            config.hidden_width,
+            config.hidden_layers,
+            activation="silu",
+            zero_last=True,
+        )
+
+    def scale_shift(
+        self, x: Float[Tensor, "*b n 3"], code: PoseCode | None
+    ) -> tuple[Float[Tensor, "*b n f"], Float[Tensor, "*b n f"]]:
+        """``(s, t)`` for the free coordinates; reads only the fixed coordinates of ``x``."""
+        fixed = x[..., list(self.fixed)]
+        features = self.projection(fourier_features(fixed, self.config.fourier_frequencies))
+        inputs = [features]
+        if self.attention is not None:
+            if code is None:
+                raise ValueError("this PIN is pose-conditioned: pass a pose or a PoseCode")
+            attention = torch.softmax(self.attention(features), dim=-1)  # (*b, n, J)
+            inputs.append(torch.einsum("...nj,...je->...ne", attention, code.bones))
+            inputs.append(code.pooled[..., None, :].expand(*features.shape[:-1], -1))
+        raw = self.conditioner(torch.cat(inputs, dim=-1))
+        s_raw, shift = raw.split(len(self.free), dim=-1)
+        c = self.config.scale_clamp
+        return c * torch.tanh(s_raw / c), shift
+
+    def _assemble(self, x: Tensor, free_values: Tensor) -> Tensor:
+        columns = list(x.unbind(-1))
+        for k, axis in enumerate(self.free):
+            columns[axis] = free_values[..., k]
+        return torch.stack(columns, dim=-1)
+
+    def forward(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        s, shift = self.scale_shift(x, code)
+        y_free = x[..., list(self.free)] * torch.exp(s) + shift
+        return PINOutput(self._assemble(x, y_free), s.sum(-1))
+
+    def inverse(self, y: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        s, shift = self.scale_shift(y, code)
+        x_free = (y[..., list(self.free)] - shift) * torch.exp(-s)
+        return PINOutput(self._assemble(y, x_free), -s.sum(-1))
+
+
+class PIN(nn.Module):
+    """Pose-conditioned invertible network: ``forward`` and its exact ``inverse``."""
+
+    def __init__(self, num_bones: int, config: PINConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or PINConfig()
+        self.num_bones = num_bones
+        self.encoder = (
+            PoseEncoder(
+                num_bones, config.pose_embed_dim, config.pose_hidden_width, config.pooled_dim
+            )
+            if config.pose_conditioned
+            else None
+        )
+        couplings = []
+        for block in range(config.num_blocks):
+            axis = block % 3
+            couplings.append(PoseAwareCoupling((axis,), num_bones, config))
+            couplings.append(
+                PoseAwareCoupling(tuple(i for i in range(3) if i != axis), num_bones, config)
+            )
+        self.couplings = nn.ModuleList(couplings)
+
+    def encode_pose(self, pose: Float[Tensor, "*b j 4 4"]) -> PoseCode | None:
+        """Encode a pose once (``None`` for a PIN without pose conditioning)."""
+        return None if self.encoder is None else self.encoder(pose)
+
+    def _code(self, pose: Float[Tensor, "*b j 4 4"] | PoseCode | None) -> PoseCode | None:
+        if self.encoder is None:
+            return None
+        if pose is None:
+            raise ValueError("this PIN is pose-conditioned: pass a pose or a PoseCode")
+        return pose if isinstance(pose, PoseCode) else self.encoder(pose)
+
+    def forward_with_log_det(
+        self, x: Float[Tensor, "*b n 3"], pose: Float[Tensor, "*b j 4 4"] | PoseCode | None
+    ) -> PINOutput:
+        code = self._code(pose)
+        log_det = x.new_zeros(x.shape[:-1])
+        for coupling in self.couplings:
+            out = coupling(x, code)
+            x, log_det = out.points, log_det + out.log_det
+        return PINOutput(x, log_det)
+
+    def inverse_with_log_det(
+        self, y: Float[Tensor, "*b n 3"], pose: Float[Tensor, "*b j 4 4"] | PoseCode | None
+    ) -> PINOutput:
+        code = self._code(pose)
+        log_det = y.new_zeros(y.shape[:-1])
+        for coupling in reversed(self.couplings):
+            out = coupling.inverse(y, code)
+            y, log_det = out.points, log_det + out.log_det
+        return PINOutput(y, log_det)
+
+    def forward(
+        self, x: Float[Tensor, "*b n 3"], pose: Float[Tensor, "*b j 4 4"] | PoseCode | None
+    ) -> Float[Tensor, "*b n 3"]:
+        """Map points forward; ``pose`` is the bone transforms or their :class:`PoseCode`."""
+        return self.forward_with_log_det(x, pose).points
+
+    def inverse(
+        self, y: Float[Tensor, "*b n 3"], pose: Float[Tensor, "*b j 4 4"] | PoseCode | None
+    ) -> Float[Tensor, "*b n 3"]:
+        """Exact inverse of :meth:`forward` for the same pose."""
+        return self.inverse_with_log_det(y, pose).points
