@@ -1,1 +1,32 @@
+"""Evaluation metrics on meshes (DESIGN.md section 6): IoU, Chamfer, normal consistency, F-score,
+correspondence error.
 
+Conventions: numpy arrays and :class:`invskin.mesh.TriMesh` in metres; Chamfer and correspondence
+errors are reported in centimetres; occupancy by generalised winding numbers; every random draw is
+seeded, so a metric is a deterministic function of its inputs and ``seed``.
+"""
+
+from invskin.metrics.correspondence import correspondence_error
+from invskin.metrics.mesh import mesh_metrics
+from invskin.metrics.occupancy import EvaluationPoints, evaluation_points, iou, occupancy_iou
+from invskin.metrics.surface import (
+    SurfaceComparison,
+    chamfer_cm,
+    compare_surfaces,
+    fscore,
+    normal_consistency,
+)
+
+__all__ = [
+    "EvaluationPoints",
+    "SurfaceComparison",
+    "chamfer_cm",
+    "compare_surfaces",
+    "correspondence_error",
+    "evaluation_points",
+    "fscore",
+    "iou",
+    "mesh_metrics",
+    "normal_consistency",
+    "occupancy_iou",
+]

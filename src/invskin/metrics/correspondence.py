@@ -1,0 +1,56 @@
+"""Correspondence error of a reposed mesh against ground-truth surface motion (DESIGN.md section 6).
+
+Conventions: metres in, centimetres out. Each predicted vertex is attached, in the canonical pose,
+to its closest point on the ground-truth canonical surface (a face and barycentric coordinates).
+That surface point moves with the ground-truth mesh: in frame f it is the same barycentric
+combination of the ground-truth posed vertices. The error of a vertex in a frame is the distance
+between where the method puts it and where its attached point truly is. Shape legend: ``V``
+predicted vertices, ``W`` ground-truth vertices, ``T`` ground-truth faces, ``F`` frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Float, Int
+
+from invskin.mesh.io import TriMesh
+from invskin.mesh.sampling import closest_points
+
+
+def correspondence_error(
+    pred_canonical_vertices: Float[np.ndarray, "v 3"],
+    pred_posed_vertices: Float[np.ndarray, "f v 3"],
+    gt_canonical_vertices: Float[np.ndarray, "w 3"],
+    gt_faces: Int[np.ndarray, "t 3"],
+    gt_posed_vertices: Float[np.ndarray, "f w 3"],
+) -> dict[str, float | np.ndarray]:
+    """Correspondence error in cm: ``mean_cm`` and ``p95_cm`` over all vertices and frames, and
+    ``per_frame_mean_cm`` (F,) float64.
+    """
+    pred_posed = np.asarray(pred_posed_vertices, dtype=np.float64)
+    gt_posed = np.asarray(gt_posed_vertices, dtype=np.float64)
+    num_pred, num_gt = len(pred_canonical_vertices), len(gt_canonical_vertices)
+    if num_pred == 0:
+        raise ValueError("correspondence_error: the predicted mesh has no vertices")
+    if pred_posed.shape[1:] != (num_pred, 3) or gt_posed.shape[1:] != (num_gt, 3):
+        raise ValueError(
+            f"correspondence_error: posed vertices must be (F, V, 3) and (F, W, 3) with V={num_pred}"
+            f" and W={num_gt} from the canonical meshes, got {pred_posed.shape} and {gt_posed.shape}"
+        )
+    if len(pred_posed) != len(gt_posed) or len(gt_posed) == 0:
+        raise ValueError(
+            f"correspondence_error: {len(pred_posed)} predicted frames and {len(gt_posed)} "
+            "ground-truth frames; pass the same (at least one) test frames for both"
+        )
+    gt_canonical = TriMesh(gt_canonical_vertices, gt_faces)
+    _, face_index, barycentric = closest_points(gt_canonical, pred_canonical_vertices)
+    corners = gt_canonical.faces[face_index]  # (V, 3) gt vertex indices
+    errors_cm = np.empty(pred_posed.shape[:2], dtype=np.float64)
+    for frame in range(len(gt_posed)):  # per frame keeps memory at O(V)
+        truth = np.einsum("vk,vkd->vd", barycentric, gt_posed[frame][corners])
+        errors_cm[frame] = 100.0 * np.linalg.norm(pred_posed[frame] - truth, axis=-1)
+    return {
+        "mean_cm": float(errors_cm.mean()),
+        "p95_cm": float(np.percentile(errors_cm, 95)),
+        "per_frame_mean_cm": errors_cm.mean(axis=1),
+    }
