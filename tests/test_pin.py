@@ -183,3 +183,36 @@ def test_pose_encoder_bones_have_their_own_weights() -> None:
     pose = random_pose(1, 1).expand(1, 3, 4, 4)  # the same transform on every bone
     code = encoder(pose)
     assert not torch.allclose(code.bones[0, 0], code.bones[0, 1])
+
+
+def test_split_first_layer_matches_the_concatenated_reference() -> None:
+    """The fused conditioner (first layer applied term by term) equals the plain concatenation."""
+    from invskin.nets.pin import fourier_features
+
+    torch.manual_seed(3)
+    pin = PIN(5, PINConfig(num_blocks=1, hidden_width=16, projection_dim=8, pose_embed_dim=4))
+    with torch.no_grad():
+        for p in pin.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    coupling = pin.couplings[0]
+    x = torch.randn(2, 7, 3, dtype=torch.float32)
+    pose = torch.eye(4).repeat(2, 5, 1, 1)
+    pose[..., :3, 3] = torch.randn(2, 5, 3)
+    code = pin.encode_pose(pose)
+    s, t = coupling.scale_shift(x, code)
+    features = coupling.projection(
+        fourier_features(x[..., list(coupling.fixed)], coupling.config.fourier_frequencies)
+    )
+    attention = torch.softmax(coupling.attention(features), dim=-1)
+    inputs = torch.cat(
+        [
+            features,
+            torch.einsum("...nj,...je->...ne", attention, code.bones),
+            code.pooled[..., None, :].expand(2, 7, -1),
+        ],
+        dim=-1,
+    )
+    s_raw, t_ref = coupling.conditioner(inputs).split(len(coupling.free), dim=-1)
+    c = coupling.config.scale_clamp
+    assert torch.allclose(s, c * torch.tanh(s_raw / c), atol=1e-6)
+    assert torch.allclose(t, t_ref, atol=1e-6)

@@ -1,9 +1,11 @@
-"""The table of subcommands. Each value is a dataclass (its fields are the options, its docstring the
-help text) with a ``run()`` method; the dataclasses live next to the code they drive."""
+"""The table of subcommands. Each value is a dataclass (its fields are the options, its docstring
+the help text) with a ``main()`` method."""
 
 from __future__ import annotations
 
-from invskin.cli.stubs import Bench, Demo, Eval, Extract, Repose, Synth, Train
+from invskin.cli.demo_bench import Bench, Demo
+from invskin.cli.model_commands import Eval, Extract, Repose, Train
+from invskin.cli.synth import Synth
 
 COMMANDS: dict[str, type] = {
     "synth": Synth,

@@ -1,7 +1,8 @@
-"""The ``invskin`` command line: one tyro subcommand per dataclass, each with a ``run()`` method."""
+"""The ``invskin`` command line: one tyro subcommand per dataclass, each with a ``main()`` method."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import tyro
@@ -18,8 +19,12 @@ def main(argv: list[str] | None = None) -> None:
         description="invskin: Invertible Neural Skinning (learn, extract once, repose).",
     )
     try:
-        command.run()
-    except CommandError as error:
+        command.main()
+    except (CommandError, ValueError, OSError, KeyError, FloatingPointError) as error:
+        # Errors about the user's input or files: one line that says what to do, no traceback
+        # (set INVSKIN_DEBUG=1 to see it).
+        if os.environ.get("INVSKIN_DEBUG"):
+            raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -12,9 +12,12 @@ from torch import Tensor
 
 
 def make_transform(
-    rotation: Float[Tensor, "*b 3 3"], translation: Float[Tensor, "*b 3"]
+    rotation: Float[Tensor, "*r 3 3"], translation: Float[Tensor, "*t 3"]
 ) -> Float[Tensor, "*b 4 4"]:
-    """Stack a rotation (or any 3x3 linear map) and a translation into a 4x4 transform."""
+    """Stack a rotation (or any 3x3 linear map) and a translation into a 4x4 transform.
+
+    The batch shapes of ``rotation`` and ``translation`` broadcast against each other.
+    """
     batch = torch.broadcast_shapes(rotation.shape[:-2], translation.shape[:-1])
     top = torch.cat(
         [rotation.expand(*batch, 3, 3), translation.expand(*batch, 3)[..., None]], dim=-1

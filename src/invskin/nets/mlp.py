@@ -78,6 +78,15 @@ class Mlp(nn.Module):
             x = activation(layer(x), self.activation, self.softplus_beta)
         return self.layers[-1](x)
 
+    def forward_from_first(self, pre: Float[Tensor, "*b h"]) -> Float[Tensor, "*b o"]:
+        """The rest of :meth:`forward` given the first layer's output ``layers[0](x)``."""
+        if len(self.layers) == 1:
+            return pre
+        x = activation(pre, self.activation, self.softplus_beta)
+        for layer in self.layers[1:-1]:
+            x = activation(layer(x), self.activation, self.softplus_beta)
+        return self.layers[-1](x)
+
     def forward_with_jacobian(
         self, x: Float[Tensor, "*b i"]
     ) -> tuple[Float[Tensor, "*b o"], Float[Tensor, "*b o i"]]:

@@ -110,17 +110,27 @@ class PoseAwareCoupling(nn.Module):
     def scale_shift(
         self, x: Float[Tensor, "*b n 3"], code: PoseCode | None
     ) -> tuple[Float[Tensor, "*b n f"], Float[Tensor, "*b n f"]]:
-        """``(s, t)`` for the free coordinates; reads only the fixed coordinates of ``x``."""
+        """``(s, t)`` for the free coordinates; reads only the fixed coordinates of ``x``.
+
+        The conditioner's input is ``[features, attention @ e, pooled]``; its first layer is applied
+        term by term instead of on the concatenation (the same numbers, no per-point copies):
+        ``W [f; a e; c] = W_f f + a (e W_e^T) + W_c c``, where ``e W_e^T`` (J x H) and ``W_c c`` are
+        computed once per frame.
+        """
         fixed = x[..., list(self.fixed)]
         features = self.projection(fourier_features(fixed, self.config.fourier_frequencies))
-        inputs = [features]
+        first = self.conditioner.layers[0]
+        p = features.shape[-1]
+        pre = nn.functional.linear(features, first.weight[:, :p], first.bias)
         if self.attention is not None:
             if code is None:
                 raise ValueError("this PIN is pose-conditioned: pass a pose or a PoseCode")
+            e = code.bones.shape[-1]
             attention = torch.softmax(self.attention(features), dim=-1)  # (*b, n, J)
-            inputs.append(torch.einsum("...nj,...je->...ne", attention, code.bones))
-            inputs.append(code.pooled[..., None, :].expand(*features.shape[:-1], -1))
-        raw = self.conditioner(torch.cat(inputs, dim=-1))
+            per_bone = code.bones @ first.weight[:, p : p + e].T  # (*b, J, H)
+            pooled = code.pooled @ first.weight[:, p + e :].T  # (*b, H)
+            pre = pre + attention @ per_bone + pooled[..., None, :]
+        raw = self.conditioner.forward_from_first(pre)
         s_raw, shift = raw.split(len(self.free), dim=-1)
         c = self.config.scale_clamp
         return c * torch.tanh(s_raw / c), shift

@@ -93,6 +93,10 @@ class PriorFitConfig:
     """Fraction of samples drawn uniformly in the vertices' bounding box, padded."""
     padding: float = 0.2
     """Padding (metres) of that bounding box."""
+    pool_batches: int = 16
+    """Samples and their nearest-vertex targets are drawn once, ``pool_batches * batch_points`` of
+    them, and each step takes a random batch from that pool (the nearest-vertex search, not the
+    network, is the expensive part)."""
 
 
 class SkinningField(nn.Module):
@@ -142,26 +146,26 @@ class SkinningField(nn.Module):
         """Regress the field to the nearest-vertex prior near the body; returns the loss per step.
 
         Samples are prior vertices plus Gaussian offsets, and a fraction uniform in the padded
-        bounding box; the targets are :func:`nearest_vertex_weights`. Uses its own Adam optimiser.
+        bounding box, drawn once into a pool; the targets are :func:`nearest_vertex_weights`. Uses
+        its own Adam optimiser.
         """
         cfg = config or PriorFitConfig()
         lo = prior_vertices.min(dim=0).values - cfg.padding
         hi = prior_vertices.max(dim=0).values + cfg.padding
-        num_uniform = int(cfg.batch_points * cfg.uniform_fraction)
-        num_near = cfg.batch_points - num_uniform
+        pool_size = cfg.batch_points * max(1, cfg.pool_batches)
+        num_uniform = int(pool_size * cfg.uniform_fraction)
+        picks = torch.randint(
+            prior_vertices.shape[0], (pool_size - num_uniform,), device=prior_vertices.device
+        )
+        near = prior_vertices[picks] + cfg.surface_noise * torch.randn_like(prior_vertices[picks])
+        uniform = lo + (hi - lo) * torch.rand(num_uniform, 3, dtype=lo.dtype, device=lo.device)
+        pool = torch.cat([near, uniform])
+        pool_targets = nearest_vertex_weights(prior_vertices, prior_weights, pool)
         optimizer = torch.optim.Adam(self.parameters(), lr=cfg.learning_rate)
         losses = []
         for _ in range(cfg.steps):
-            picks = torch.randint(
-                prior_vertices.shape[0], (num_near,), device=prior_vertices.device
-            )
-            near = prior_vertices[picks] + cfg.surface_noise * torch.randn_like(
-                prior_vertices[picks]
-            )
-            uniform = lo + (hi - lo) * torch.rand(num_uniform, 3, dtype=lo.dtype, device=lo.device)
-            samples = torch.cat([near, uniform])
-            targets = nearest_vertex_weights(prior_vertices, prior_weights, samples)
-            loss = self.prior_loss(samples, targets)
+            batch = torch.randint(pool_size, (cfg.batch_points,), device=pool.device)
+            loss = self.prior_loss(pool[batch], pool_targets[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,0 +1,157 @@
+"""Subcommands that train, extract, repose and evaluate runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from invskin.models.config import Method
+
+Preset = Literal["cpu-quick", "gpu", "tiny"]
+
+
+@dataclass
+class Train:
+    """Train a method on the 'train' split of a dataset folder; checkpoints go to --out."""
+
+    data: Path
+    """Dataset folder in the invskin format ('invskin synth' or a converter makes one)."""
+    out: Path
+    """Run folder for checkpoints and the loss log."""
+    method: Method = "ins"
+    """ins, a baseline (lbs-body, snarf-nc, snarf) or an ablation of ins."""
+    preset: Preset = "cpu-quick"
+    """cpu-quick: minutes on 2 CPU cores; gpu: full quality on a GPU; tiny: for tests."""
+    steps: int | None = None
+    """Override the preset's number of training steps."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu or cuda."""
+    seed: int = 0
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint."""
+
+    def main(self) -> None:
+        from invskin.training.run import train_run
+
+        summary = train_run(
+            self.data,
+            self.out,
+            self.method,
+            self.preset,
+            self.steps,
+            self.device,
+            self.seed,
+            self.resume,
+        )
+        print(
+            f"trained {summary.method} for {summary.result.steps} steps in "
+            f"{summary.result.seconds:.0f} s; run folder: {summary.run_dir}"
+        )
+
+
+@dataclass
+class Extract:
+    """Extract a run's canonical mesh once (marching cubes); writes RUN/canonical.ply."""
+
+    run: Path
+    """Run folder written by 'invskin train'."""
+    resolution: int | None = None
+    """Grid points per axis (default: the preset's, 256 for gpu)."""
+    device: str = "cpu"
+
+    def main(self) -> None:
+        from invskin.mesh.io import save_mesh
+        from invskin.models.pipeline import CANONICAL_MESH, extract_canonical
+        from invskin.models.run import load_run
+
+        loaded = load_run(self.run, self.device)
+        res = self.resolution or int(loaded.state.get("extract_resolution", 256))
+        mesh = extract_canonical(loaded.model, res)
+        path = save_mesh(Path(self.run) / CANONICAL_MESH, mesh)
+        print(f"canonical mesh: {mesh.num_vertices} vertices, {mesh.num_faces} faces -> {path}")
+
+
+def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]:
+    """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file."""
+    poses = Path(poses)
+    if poses.is_dir():
+        from invskin.data.format import load_dataset
+
+        dataset = load_dataset(poses)
+        if split is not None:
+            dataset = dataset.split(split)
+        return dataset.transforms.float(), list(dataset.frame_ids)
+    if not poses.exists():
+        raise FileNotFoundError(f"poses file {poses} does not exist")
+    if poses.suffix == ".npz":
+        with np.load(poses) as data:
+            if "transforms" not in data:
+                raise ValueError(f"{poses} has no 'transforms' array (F, J, 4, 4)")
+            array = data["transforms"]
+    else:
+        array = np.load(poses)
+    if array.ndim != 4 or array.shape[-2:] != (4, 4) or not np.isfinite(array).all():
+        raise ValueError(
+            f"{poses}: expected finite bone transforms (F, J, 4, 4), got {array.shape}"
+        )
+    return torch.from_numpy(array).float(), [f"frame_{i:04d}" for i in range(len(array))]
+
+
+@dataclass
+class Repose:
+    """Repose a run's canonical mesh to every frame of a pose sequence (PLY per frame + GLB).
+
+    For snarf the same command extracts one mesh per frame (no shared topology, no GLB)."""
+
+    run: Path
+    """Run folder written by 'invskin train'."""
+    poses: Path
+    """A dataset folder (its frames, or one --split) or an .npz with 'transforms' (F, J, 4, 4)."""
+    out: Path
+    """Output folder for the meshes, animation.glb and timing.json."""
+    split: str | None = None
+    """With a dataset folder: only this split's frames."""
+    batch: int = 16
+    """Frames reposed at once."""
+    device: str = "cpu"
+
+    def main(self) -> None:
+        from invskin.models.pipeline import repose_run
+
+        transforms, names = read_poses(self.poses, self.split)
+        result = repose_run(self.run, transforms, self.out, names, self.batch, device=self.device)
+        print(
+            f"{len(result.mesh_files)} meshes in {result.out_dir} "
+            f"({result.seconds_per_frame * 1000:.1f} ms per frame)"
+            + (f"; animation: {result.glb}" if result.glb else "")
+        )
+
+
+@dataclass
+class Eval:
+    """Evaluate a run on a test split (IoU, Chamfer, normals, F-score, correspondence error)."""
+
+    run: Path
+    """Run folder written by 'invskin train'."""
+    data: Path | None = None
+    """Dataset folder (default: the one the run was trained on)."""
+    split: str = "test-within"
+    """test-within or test-out (or train)."""
+    num_points: int = 100_000
+    """Points per IoU set and surface samples per mesh."""
+    max_frames: int | None = None
+    """Evaluate only the first frames of the split."""
+    device: str = "cpu"
+
+    def main(self) -> None:
+        from invskin.evaluation.evaluate import evaluate_run, markdown_table
+
+        report = evaluate_run(
+            self.run, self.data, self.split, self.num_points, self.max_frames, self.device
+        )
+        print(markdown_table([report]))
+        print(f"per-frame numbers: {Path(self.run) / 'eval' / self.split / 'metrics.json'}")

@@ -1,0 +1,344 @@
+"""The animatable model: INS and, by configuration, every baseline and ablation.
+
+Spaces (DESIGN.md section 1): ``x_d`` posed, ``x_dl`` posed before PIN_d, ``x_cp`` pose-dependent
+canonical, ``x_c`` pose-free canonical. Reposing (canonical to posed), on mesh vertices::
+
+    x_c --PIN_c--> x_cp --LBS--> x_dl --PIN_d--> x_d
+
+Queries in training (posed to canonical)::
+
+    x_d --PIN_d^-1--> x_dl --LBS^-1 (Broyden, K candidates)--> x_cp^k --PIN_c^-1--> x_c^k --> O(x_c^k)
+
+Choices made here (written down in docs/method.md):
+
+- **Root-relative pose for the PINs.** The PINs see the bone transforms relative to the root bone,
+  and PIN_d works in the root's frame (``x -> T_root^-1 x``, PIN_d, ``-> T_root x``), so a global
+  translation or turn of the whole body changes nothing they compute. Still an exact bijection.
+- **Skinning weights on a grid (FastSNARF).** Every step the MLP field is baked onto a coarse voxel
+  grid (differentiably, so its gradients reach the MLP), and the root finder, the implicit gradient
+  and reposing all use the trilinear grid: one consistent, cheap ``w(x)``. ``lbs-body`` uses a fixed
+  grid of the body model's nearest-vertex weights instead.
+- **Candidate aggregation.** Max logit over valid candidates at evaluation; a soft-max blend
+  (``softmax(soft_blend * logit)``-weighted mean) in training; a point with no valid candidate is
+  outside (logit ``OUTSIDE``).
+
+Shape legend: ``B`` frames, ``N`` points, ``J`` bones, ``K`` root candidates, ``V`` vertices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float
+from scipy.spatial import cKDTree
+from torch import Tensor, nn
+
+from invskin.body import Skeleton
+from invskin.geometry import apply_transform, invert_rigid, lbs, matrix_to_rotation_6d
+from invskin.models.config import ModelConfig
+from invskin.nets.pin import PIN, PINConfig
+from invskin.nets.siren import Siren, SirenConfig
+from invskin.nets.skinning_field import SkinningField, SkinningFieldConfig, SkinningGrid
+from invskin.solvers.inverse_skinning import default_init_bones, implicit_roots, inverse_lbs
+
+OUTSIDE = -20.0
+"""Logit given to posed points with no valid canonical candidate."""
+
+
+@dataclass(frozen=True)
+class PosedQuery:
+    """Occupancy logits of posed points at each of their K canonical candidates."""
+
+    logits: Float[Tensor, "b n k"]
+    valid: Bool[Tensor, "b n k"]
+    pin_c_displacement: Float[Tensor, "b n k"]
+    pin_d_displacement: Float[Tensor, "b n"]
+
+
+def grid_nodes(bounds: Float[Tensor, "2 3"], resolution: tuple[int, int, int]) -> Tensor:
+    """Grid node positions ``(Rz, Ry, Rx, 3)`` in the layout :class:`SkinningGrid` expects."""
+    axes = [
+        torch.linspace(float(bounds[0, a]), float(bounds[1, a]), resolution[a]) for a in range(3)
+    ]
+    zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return torch.stack([xx, yy, zz], dim=-1).to(bounds)
+
+
+def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:
+    """Points along every bone (parent joint to child joint) in the canonical pose: inside the body."""
+    joints = skeleton.joints()
+    t = torch.linspace(0.0, 1.0, per_bone + 2)[1:-1, None]
+    segments = [
+        joints[p] + t * (joints[j] - joints[p]) for j, p in enumerate(skeleton.parents) if p >= 0
+    ]
+    return torch.cat(segments) if segments else joints.clone()
+
+
+def pose_condition(transforms: Float[Tensor, "*b j 4 4"], parents: tuple[int, ...]) -> Tensor:
+    """Per-frame pose code for the pose-conditioned shape (``snarf``): each non-root bone's rotation
+    relative to its parent, 6D, minus the identity's (zero in the canonical pose)."""
+    child = [j for j, p in enumerate(parents) if p >= 0]
+    parent = [parents[j] for j in child]
+    rel = invert_rigid(transforms[..., parent, :, :]) @ transforms[..., child, :, :]
+    rot6d = matrix_to_rotation_6d(rel[..., :3, :3])
+    eye6d = rot6d.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    return (rot6d - eye6d).flatten(-2)
+
+
+class AnimatableModel(nn.Module):
+    """Canonical occupancy + skinning field + optional PINs; see the module docstring."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        skeleton: Skeleton,
+        prior_vertices: Float[Tensor, "v 3"],
+        prior_weights: Float[Tensor, "v j"],
+        padding: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.skeleton = skeleton
+        num_bones = skeleton.num_bones
+        self.parents = tuple(skeleton.parents)
+        self.root = self.parents.index(-1)
+        lo = prior_vertices.min(0).values - padding
+        hi = prior_vertices.max(0).values + padding
+        self.register_buffer("bounds", torch.stack([lo, hi]).float())
+        self.register_buffer("prior_vertices", prior_vertices.float())
+        self.register_buffer("prior_weights", prior_weights.float())
+        self.register_buffer("bone_points", bone_segment_points(skeleton).float())
+        self.init_bones = list(config.init_bones) or default_init_bones(skeleton)
+        center = ((lo + hi) / 2).tolist()
+        pose_cond_dim = 6 * (num_bones - 1) if config.shape_pose_conditioned else 0
+        self.shape = Siren(
+            SirenConfig(
+                hidden_width=config.shape_width,
+                hidden_layers=config.shape_layers,
+                activation="sine" if config.siren else "softplus",
+                cond_dim=pose_cond_dim,
+                blob_center=(center[0], center[1], center[2]),
+            )
+        )
+        self.skinning = (
+            SkinningField(
+                num_bones, SkinningFieldConfig(hidden_width=config.skinning_width, hidden_layers=3)
+            )
+            if config.learn_skinning
+            else None
+        )
+        nearest = self._nearest_prior_weights(grid_nodes(self.bounds, config.skinning_grid))
+        self.register_buffer("prior_grid", nearest.permute(3, 0, 1, 2).contiguous())
+        pin_config = PINConfig(
+            num_blocks=config.pin_blocks,
+            hidden_width=config.pin_width,
+            projection_dim=config.pin_width // 2,
+            pose_embed_dim=config.pin_pose_dim,
+            pose_hidden_width=config.pin_width // 2,
+            pooled_dim=config.pin_width // 2,
+            pose_conditioned=config.pin_pose_conditioned,
+        )
+        self.pin_c = PIN(num_bones, pin_config) if config.use_pin_c else None
+        self.pin_d = PIN(num_bones, pin_config) if config.use_pin_d else None
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part, so the trainer can give each its own learning-rate scale."""
+        pins = [p for pin in (self.pin_c, self.pin_d) if pin is not None for p in pin.parameters()]
+        pin_ids = {id(p) for p in pins}
+        return {"pin": pins, "other": [p for p in self.parameters() if id(p) not in pin_ids]}
+
+    # ----------------------------------------------------------------------------- skinning
+    def _nearest_prior_weights(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
+        if getattr(self, "_prior_tree", None) is None:
+            self._prior_tree = cKDTree(self.prior_vertices.cpu().numpy())
+        _, index = self._prior_tree.query(points.detach().reshape(-1, 3).cpu().numpy())
+        weights = self.prior_weights[torch.from_numpy(index.astype(np.int64))]
+        return weights.reshape(*points.shape[:-1], -1)
+
+    def weight_field(self) -> SkinningGrid:
+        """The skinning weights used everywhere: the learned MLP (or the body prior) on a grid.
+
+        Built differentiably when gradients are enabled, so the grid's gradients reach the MLP.
+        """
+        if self.skinning is None:
+            return SkinningGrid(self.prior_grid, self.bounds)
+        nodes = grid_nodes(self.bounds, self.config.skinning_grid)
+        weights = self.skinning(nodes.reshape(-1, 3)).reshape(*nodes.shape[:-1], -1)
+        return SkinningGrid(weights.permute(3, 0, 1, 2).contiguous(), self.bounds)
+
+    def fit_skinning_to_prior(self, steps: int) -> list[float]:
+        """Initialise the learned skinning field from the body prior (no-op for ``lbs-body``)."""
+        if self.skinning is None or steps <= 0:
+            return []
+        from invskin.nets.skinning_field import PriorFitConfig
+
+        return self.skinning.fit_to_prior(
+            self.prior_vertices, self.prior_weights, PriorFitConfig(steps=steps, batch_points=2048)
+        )
+
+    # ----------------------------------------------------------------------------- PINs
+    def _root_relative(self, transforms: Tensor) -> Tensor:
+        return invert_rigid(transforms[..., self.root : self.root + 1, :, :]) @ transforms
+
+    def _pin_d(self, x: Tensor, transforms: Tensor, inverse: bool) -> Tensor:
+        """PIN_d (or its inverse) in the root bone's frame."""
+        assert self.pin_d is not None
+        root = transforms[..., self.root, :, :]
+        local = apply_transform(invert_rigid(root), x)
+        rel = self._root_relative(transforms)
+        local = self.pin_d.inverse(local, rel) if inverse else self.pin_d(local, rel)
+        return apply_transform(root, local)
+
+    # ----------------------------------------------------------------------------- shape
+    def shape_logits(
+        self, x_c: Float[Tensor, "b n 3"], transforms: Float[Tensor, "b j 4 4"] | None = None
+    ) -> Float[Tensor, "b n"]:
+        """Canonical occupancy logits; pose-conditioned methods need the frames' transforms."""
+        if self.config.shape_pose_conditioned:
+            if transforms is None:
+                raise ValueError(f"method {self.config.method} has a pose-conditioned shape")
+            return self.shape(x_c, pose_condition(transforms, self.parents))
+        return self.shape(x_c)
+
+    @property
+    def pose_free(self) -> bool:
+        """Whether the canonical shape is pose-free (its mesh can be extracted once)."""
+        return not self.config.shape_pose_conditioned
+
+    # ----------------------------------------------------------------------------- queries
+    def query(
+        self,
+        points: Float[Tensor, "b n 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        field: SkinningGrid | None = None,
+    ) -> PosedQuery:
+        """Posed points to canonical candidates to occupancy logits (differentiable)."""
+        field = field if field is not None else self.weight_field()
+        b, n, _ = points.shape
+        x_dl = self._pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        roots = inverse_lbs(
+            x_dl, field, transforms, self.init_bones, max_steps=self.config.broyden_steps
+        )
+        x_cp = implicit_roots(roots, x_dl, field, transforms)  # (B, N, K, 3)
+        k = x_cp.shape[2]
+        flat = x_cp.reshape(b, n * k, 3)
+        x_c = self.pin_c.inverse(flat, self._root_relative(transforms)) if self.pin_c else flat
+        logits = self.shape_logits(x_c, transforms).reshape(b, n, k)
+        return PosedQuery(
+            logits=logits,
+            valid=roots.valid,
+            pin_c_displacement=(x_c - flat).square().sum(-1).reshape(b, n, k),
+            pin_d_displacement=(x_dl - points).square().sum(-1),
+        )
+
+    @staticmethod
+    def aggregate(query: PosedQuery, soft_blend: float | None) -> Float[Tensor, "b n"]:
+        """One logit per posed point: max over valid candidates, or a soft-max blend."""
+        masked = query.logits.masked_fill(~query.valid, -1e4)
+        any_valid = query.valid.any(-1)
+        if soft_blend is None:
+            best = masked.max(-1).values
+        else:
+            blend = torch.softmax(soft_blend * masked, dim=-1)
+            best = (blend * query.logits.masked_fill(~query.valid, 0.0)).sum(-1)
+        return torch.where(any_valid, best, torch.full_like(best, OUTSIDE))
+
+    @torch.no_grad()
+    def posed_logits(
+        self,
+        points: Float[Tensor, "b n 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        field: SkinningGrid | None = None,
+    ) -> Float[Tensor, "b n"]:
+        """Evaluation-time occupancy logits of posed points (max over candidates)."""
+        return self.aggregate(self.query(points, transforms, field), soft_blend=None)
+
+    # ----------------------------------------------------------------------------- training
+    def losses(
+        self,
+        points: Float[Tensor, "b n 3"],
+        occupancy: Float[Tensor, "b n"],
+        transforms: Float[Tensor, "b j 4 4"],
+        step: int,
+    ) -> dict[str, Tensor]:
+        """Named, unweighted losses for one batch (weights and warm-ups: the trainer's schedule)."""
+        field = self.weight_field()
+        query = self.query(points, transforms, field)
+        logits = self.aggregate(query, soft_blend=self.config.soft_blend)
+        losses = {
+            "occupancy": nn.functional.binary_cross_entropy_with_logits(logits, occupancy.float())
+        }
+        # Bones are inside the body in every pose (SNARF's bootstrapping).
+        bones = self.bone_points.expand(points.shape[0], -1, -1)
+        bone_logits = self.shape_logits(bones, transforms)
+        losses["bone_occupancy"] = nn.functional.binary_cross_entropy_with_logits(
+            bone_logits, torch.ones_like(bone_logits)
+        )
+        if self.skinning is not None:
+            picks = torch.randint(self.prior_vertices.shape[0], (2048,), device=points.device)
+            near = self.prior_vertices[picks] + 0.03 * torch.randn(2048, 3, device=points.device)
+            losses["skinning_prior"] = (
+                (field(near) - self._nearest_prior_weights(near).to(near)).square().sum(-1).mean()
+            )
+        valid = query.valid.float()
+        if self.pin_c is not None:
+            losses["pin_c_displacement"] = (
+                query.pin_c_displacement * valid
+            ).sum() / valid.sum().clamp(min=1.0)
+        if self.pin_d is not None:
+            losses["pin_d_displacement"] = query.pin_d_displacement.mean()
+        losses["valid_fraction"] = query.valid.any(-1).float().mean().detach()
+        return losses
+
+    # ----------------------------------------------------------------------------- reposing
+    @torch.no_grad()
+    def repose(
+        self,
+        vertices: Float[Tensor, "v 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        chunk: int = 262_144,
+    ) -> Float[Tensor, "b v 3"]:
+        """Push canonical vertices through ``PIN_c -> LBS -> PIN_d`` for every frame."""
+        field = self.weight_field()
+        b = transforms.shape[0]
+        rel = self._root_relative(transforms)
+        code_c = self.pin_c.encode_pose(rel) if self.pin_c is not None else None
+        out = []
+        for part in vertices.split(max(1, chunk // max(b, 1))):
+            x = part.expand(b, -1, -1)
+            if self.pin_c is not None:
+                x = self.pin_c(x, code_c)
+            x = lbs(x, field(x), transforms)
+            if self.pin_d is not None:
+                x = self._pin_d(x, transforms, inverse=False)
+            out.append(x)
+        return torch.cat(out, dim=1)
+
+    @torch.no_grad()
+    def canonicalise(
+        self,
+        posed: Float[Tensor, "b v 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        reference: Float[Tensor, "v 3"],
+    ) -> tuple[Float[Tensor, "b v 3"], Bool[Tensor, "b v"]]:
+        """Inverse chain ``PIN_d^-1 -> LBS^-1 -> PIN_c^-1`` of posed points.
+
+        LBS^-1 may have several roots; the valid candidate closest (in ``x_c``) to ``reference``
+        is returned, with whether any candidate was valid. Used to measure round-trip error.
+        """
+        field = self.weight_field()
+        b, v, _ = posed.shape
+        x_dl = self._pin_d(posed, transforms, inverse=True) if self.pin_d is not None else posed
+        roots = inverse_lbs(
+            x_dl, field, transforms, self.init_bones, max_steps=100, cvg_thresh=1e-6
+        )
+        k = roots.points.shape[2]
+        flat = roots.points.reshape(b, v * k, 3)
+        x_c = self.pin_c.inverse(flat, self._root_relative(transforms)) if self.pin_c else flat
+        x_c = x_c.reshape(b, v, k, 3)
+        dist = (x_c - reference[None, :, None]).norm(dim=-1).masked_fill(~roots.valid, float("inf"))
+        best = dist.argmin(-1)
+        chosen = torch.gather(x_c, 2, best[..., None, None].expand(b, v, 1, 3))[:, :, 0]
+        return chosen, roots.valid.any(-1)

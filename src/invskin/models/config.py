@@ -1,0 +1,84 @@
+"""Model configurations: INS, its baselines and ablations are presets of one :class:`ModelConfig`.
+
+| method          | skinning weights | PIN_c | PIN_d | canonical shape          | a new pose            |
+|-----------------|------------------|-------|-------|--------------------------|-----------------------|
+| ``lbs-body``    | body model, fixed| no    | no    | pose-free                | extract once, skin    |
+| ``snarf-nc``    | learned          | no    | no    | pose-free                | extract once, skin    |
+| ``snarf``       | learned          | no    | no    | pose-conditioned         | marching cubes / frame|
+| ``ins``         | learned          | yes   | yes   | pose-free (SIREN)        | extract once, PINs+LBS|
+| ``ins-no-pin-c``, ``ins-no-pin-d``, ``ins-no-pose`` (PINs ignore the pose), ``ins-no-siren``  |
+
+Every method uses the same occupancy network family (SIREN unless ``ins-no-siren``), the same
+skinning field, root finder, samples and losses, so the comparison isolates what each removes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+Method = Literal[
+    "ins",
+    "snarf-nc",
+    "snarf",
+    "lbs-body",
+    "ins-no-pin-c",
+    "ins-no-pin-d",
+    "ins-no-pose",
+    "ins-no-siren",
+]
+METHODS: tuple[str, ...] = Method.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model's architecture (not its training)."""
+
+    method: str = "ins"
+    use_pin_c: bool = True
+    use_pin_d: bool = True
+    pin_pose_conditioned: bool = True
+    pin_blocks: int = 3
+    pin_width: int = 64
+    pin_pose_dim: int = 16
+    learn_skinning: bool = True
+    skinning_width: int = 64
+    skinning_grid: tuple[int, int, int] = (32, 32, 32)
+    """Resolution of the voxel grid the skinning field is baked onto at every step (FastSNARF)."""
+    siren: bool = True
+    shape_width: int = 128
+    shape_layers: int = 4
+    shape_pose_conditioned: bool = False
+    init_bones: tuple[int, ...] = ()
+    """Root-finding initial bones; empty means the skeleton-derived default."""
+    broyden_steps: int = 30
+    soft_blend: float = 10.0
+    """Sharpness of the soft-max blend over root candidates during training."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelConfig:
+        data = dict(data)
+        data["skinning_grid"] = tuple(data["skinning_grid"])
+        data["init_bones"] = tuple(data["init_bones"])
+        return cls(**data)
+
+
+def method_config(method: str, base: ModelConfig | None = None) -> ModelConfig:
+    """The configuration of a named method, built on ``base`` (sizes) or the defaults."""
+    base = base or ModelConfig()
+    presets: dict[str, dict[str, Any]] = {
+        "ins": {},
+        "lbs-body": {"use_pin_c": False, "use_pin_d": False, "learn_skinning": False},
+        "snarf-nc": {"use_pin_c": False, "use_pin_d": False},
+        "snarf": {"use_pin_c": False, "use_pin_d": False, "shape_pose_conditioned": True},
+        "ins-no-pin-c": {"use_pin_c": False},
+        "ins-no-pin-d": {"use_pin_d": False},
+        "ins-no-pose": {"pin_pose_conditioned": False},
+        "ins-no-siren": {"siren": False},
+    }
+    if method not in presets:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(presets)}")
+    return replace(base, method=method, **presets[method])

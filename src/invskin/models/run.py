@@ -1,0 +1,53 @@
+"""Run folders: build a model for a dataset, and load a trained one back.
+
+A run folder (``invskin train --out RUN``) holds ``checkpoint/`` (weights, optimiser, state.json with
+the method, the model and training configs, the skeleton and the dataset path), ``log.jsonl``,
+and later ``canonical.ply`` (``invskin extract``) and ``repose/`` (``invskin repose``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from invskin.body import Skeleton
+from invskin.models.animatable import AnimatableModel
+from invskin.models.config import ModelConfig
+from invskin.training.checkpoint import load_checkpoint
+
+
+def build_model(config: ModelConfig, skeleton: Skeleton, prior: Any) -> AnimatableModel:
+    """A fresh model for a dataset's skeleton and skinning-weight prior (``BodyPrior``)."""
+    if prior is None:
+        raise ValueError(
+            "the dataset has no skinning-weight prior (prior.npz: a canonical body mesh with "
+            "per-vertex weights); every method needs one to initialise skinning. Convert the data "
+            "with a body model (see docs/data-format.md)"
+        )
+    return AnimatableModel(config, skeleton, prior.vertices.float(), prior.weights.float())
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    model: AnimatableModel
+    state: dict[str, Any]
+
+    @property
+    def method(self) -> str:
+        return self.model.config.method
+
+
+def load_run(run_dir: Path, device: torch.device | str = "cpu") -> LoadedRun:
+    """Rebuild the model of a trained run from its checkpoint (weights included)."""
+    ckpt = load_checkpoint(Path(run_dir), with_optimizer=False)
+    config = ModelConfig.from_json(ckpt.state["model_config"])
+    skeleton = Skeleton.from_json(ckpt.state["skeleton"])
+    model = AnimatableModel(
+        config, skeleton, ckpt.model["prior_vertices"], ckpt.model["prior_weights"]
+    )
+    model.load_state_dict(ckpt.model)
+    model.to(device).eval()
+    return LoadedRun(model, ckpt.state)

@@ -1,0 +1,110 @@
+"""``invskin train``: from a dataset folder to a trained run folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from invskin.data.format import load_dataset
+from invskin.data.samples import SampleConfig, load_or_make_samples
+from invskin.models.config import ModelConfig
+from invskin.models.run import build_model
+from invskin.training.checkpoint import find_checkpoint, load_checkpoint
+from invskin.training.presets import make_preset
+from invskin.training.trainer import TrainConfig, TrainingData, TrainResult, train
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    return torch.device(device)
+
+
+def training_data(dataset, sample_config: SampleConfig, progress: bool = True) -> TrainingData:
+    """Posed-space samples (cached per frame) of every frame of ``dataset`` (a split view)."""
+    points, occupancy = [], []
+    from tqdm import tqdm
+
+    for i in tqdm(range(len(dataset)), desc="samples", disable=not progress, dynamic_ncols=True):
+        samples = load_or_make_samples(dataset, i, sample_config)
+        points.append(torch.as_tensor(samples.points, dtype=torch.float32))
+        occupancy.append(torch.as_tensor(samples.occupancy, dtype=torch.float32))
+    return TrainingData(torch.stack(points), torch.stack(occupancy), dataset.transforms.float())
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    run_dir: Path
+    method: str
+    result: TrainResult
+
+
+def train_run(
+    data: Path,
+    out: Path,
+    method: str = "ins",
+    preset: str = "cpu-quick",
+    steps: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainSummary:
+    """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``."""
+    out = Path(out)
+    dev = pick_device(device)
+    if resume:
+        state = load_checkpoint(out, with_optimizer=False).state
+        model_config = ModelConfig.from_json(state["model_config"])
+        train_config = TrainConfig.from_json(state["train_config"])
+        if steps is not None:
+            from dataclasses import replace
+
+            train_config = replace(train_config, steps=steps)
+        data = Path(state["dataset"])
+        prior_fit = 0
+        preset_name = state["preset"]
+        resolution = state["extract_resolution"]
+    else:
+        if find_checkpoint(out) is not None:
+            raise FileExistsError(
+                f"{out} already holds a trained run; pass --resume to continue it, or choose "
+                "another --out"
+            )
+        chosen = make_preset(preset, method, steps=steps, seed=seed)
+        model_config, train_config = chosen.model, chosen.train
+        prior_fit, preset_name, resolution = (
+            chosen.prior_fit_steps,
+            preset,
+            chosen.extract_resolution,
+        )
+    dataset = load_dataset(data)
+    train_split = dataset.split("train")
+    if len(train_split) == 0:
+        raise ValueError(f"dataset {data} has an empty 'train' split")
+    torch.manual_seed(train_config.seed)
+    samples = training_data(train_split, SampleConfig(), progress=progress)
+    model = build_model(model_config, dataset.skeleton, dataset.prior)
+    model.fit_skinning_to_prior(prior_fit)
+    run_state = {
+        "method": model_config.method,
+        "preset": preset_name,
+        "model_config": model_config.to_json(),
+        "train_config": train_config.to_json(),
+        "skeleton": dataset.skeleton.to_json(),
+        "dataset": str(Path(data).resolve()),
+        "extract_resolution": resolution,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+    result = train(
+        model, samples, train_config, out, run_state, dev, resume=resume, progress=progress
+    )
+    return TrainSummary(out, model_config.method, result)
