@@ -325,8 +325,10 @@ class AnimatableModel(nn.Module):
     ) -> tuple[Float[Tensor, "b v 3"], Bool[Tensor, "b v"]]:
         """Inverse chain ``PIN_d^-1 -> LBS^-1 -> PIN_c^-1`` of posed points.
 
-        LBS^-1 may have several roots; the valid candidate closest (in ``x_c``) to ``reference``
-        is returned, with whether any candidate was valid. Used to measure round-trip error.
+        LBS^-1 may have several roots; root finding starts from **every** bone here (not only the
+        training subset) so the root the forward pass came from is among the candidates, and the
+        valid candidate closest (in ``x_c``) to ``reference`` is returned, with whether any
+        candidate was valid. Used to measure round-trip error.
         """
         field = self.weight_field()
         b, v, _ = posed.shape
