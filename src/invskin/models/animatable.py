@@ -36,7 +36,7 @@ from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
 from invskin.body import Skeleton
-from invskin.geometry import apply_transform, invert_rigid, lbs, matrix_to_rotation_6d
+from invskin.geometry import apply_transform, invert_rigid, lbs, lbs_jacobian, matrix_to_rotation_6d
 from invskin.models.config import ModelConfig
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.siren import Siren, SirenConfig
@@ -45,6 +45,8 @@ from invskin.solvers.inverse_skinning import default_init_bones, implicit_roots,
 
 OUTSIDE = -20.0
 """Logit given to posed points with no valid canonical candidate."""
+FOLD_MARGIN = 0.2
+"""The skinning Jacobian's determinant is pushed above this near the body surface."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,12 @@ class AnimatableModel(nn.Module):
             losses["skinning_prior"] = (
                 (field(near) - self._nearest_prior_weights(near).to(near)).square().sum(-1).mean()
             )
+            # Folds: where det(d LBS / d x) <= 0 near the surface, skinning maps several canonical
+            # points to one posed point (self-intersection, and LBS^-1 is ambiguous there).
+            surface = near[:512].expand(points.shape[0], -1, -1)
+            skin = field.weights_and_gradients(surface)
+            det = torch.linalg.det(lbs_jacobian(surface, skin.weights, skin.gradients, transforms))
+            losses["lbs_fold"] = torch.relu(FOLD_MARGIN - det).mean()
         valid = query.valid.float()
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (
