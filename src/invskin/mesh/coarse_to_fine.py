@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_dilation
 
-from invskin.mesh.extract import Field, Vec3, _vec, evaluate_grid
+from invskin.mesh.extract import Field, Vec3, as_vec3, evaluate_grid
 
 
 def evaluate_grid_coarse_to_fine(
@@ -31,7 +31,7 @@ def evaluate_grid_coarse_to_fine(
     device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, int]:
     """Fine values ``((coarse - 1) * factor + 1,) * 3`` and the number of field evaluations."""
-    lo, hi = _vec(bounds_min), _vec(bounds_max)
+    lo, hi = as_vec3(bounds_min), as_vec3(bounds_max)
     coarse = evaluate_grid(field, lo, hi, coarse_resolution, chunk_size, device)
     fine_res = (coarse_resolution - 1) * factor + 1
     fine = torch.nn.functional.interpolate(

@@ -38,7 +38,7 @@ def _resolution3(resolution: int | Sequence[int]) -> tuple[int, int, int]:
     return res[0], res[1], res[2]
 
 
-def _vec(value: Vec3) -> np.ndarray:
+def as_vec3(value: Vec3) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=np.float64).reshape(-1)
@@ -67,7 +67,7 @@ def evaluate_grid(
     ``(x_i, y_j, z_k)`` with ``x_i = min_x + i (max_x - min_x) / (R_x - 1)``.
     """
     res = _resolution3(resolution)
-    lo, hi = _vec(bounds_min), _vec(bounds_max)
+    lo, hi = as_vec3(bounds_min), as_vec3(bounds_max)
     if lo.shape != (3,) or hi.shape != (3,) or not np.all(hi > lo):
         raise ValueError(
             f"bounds must be two 3-vectors with bounds_min < bounds_max on every axis, "
@@ -160,7 +160,7 @@ def mesh_from_grid(
             "there; enlarge the bounds",
             stacklevel=2,
         )
-    lo, hi = _vec(bounds_min), _vec(bounds_max)
+    lo, hi = as_vec3(bounds_min), as_vec3(bounds_max)
     spacing = (hi - lo) / (np.asarray(values.shape) - 1)
     # Negate so that values increase outwards: skimage then orients faces outwards.
     verts, faces, _, _ = marching_cubes(-values, level=-level, spacing=tuple(spacing))

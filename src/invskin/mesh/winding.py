@@ -7,11 +7,13 @@ near holes. Occupancy is ``winding > 0.5``. This is what raw scans need: ray par
 number only blurs near the hole.
 
 Backend: point-cloud-utils' fast (Barnes-Hut) triangle-soup winding number, which uses both cores.
-Measured against libigl's ``fast_winding_number`` (identical values) on a 20k-face sphere and 1M
-queries, see ``benchmarks/bench_winding.py``: pcu was 1.4x faster for points spread over the bounding
-box and 2x faster for points near the surface. Queries are visited in a coarse Morton (Z-order) so
-that neighbouring queries walk the same tree nodes: about 25% faster for near-surface points, the
-hard case. The backend rebuilds its tree per call (about 7 ms for 20k faces), so chunks are large.
+It was compared with libigl's ``fast_winding_number`` (identical values) on a 20k-face sphere and
+1M queries on 2 cores (``benchmarks/bench_winding.py``, results in ``benchmarks/results``). pcu was
+1.4x faster on points spread over the bounding box (2.4 vs 1.7 M/s) and 1.5x faster on points near
+the surface (1.0 vs 0.7 M/s). Queries are visited in a coarse Morton (Z-)order so that neighbouring
+queries walk the same tree nodes. That makes near-surface points, the hard case, about 1.4x faster
+(1.3-1.4 M/s) and costs nothing elsewhere (2.7 M/s). The backend rebuilds its tree on every call
+(about 7 ms for 20k faces), so the chunks are large.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from jaxtyping import Bool, Float, Int
 
 from invskin.mesh.io import TriMesh
 
-DEFAULT_CHUNK = 1_000_000  # queries per backend call: ~100 MB peak, tree rebuild cost ~1%
+DEFAULT_CHUNK = 1_000_000  # queries per backend call: bounds its temporary memory
 
 MeshLike = TriMesh | tuple[Float[np.ndarray, "v 3"], Int[np.ndarray, "t 3"]]
 
