@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from invskin.fileio import write_bytes_atomic
 from invskin.mesh.io import TriMesh
 
 
@@ -215,7 +216,4 @@ mesh = extract_canonical(run.model, {resolution})
 def write_json(path: Path, data: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, json.dumps(data, indent=1).encode())

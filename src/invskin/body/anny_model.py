@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from invskin.body.skeleton import Skeleton, merge_weights
+from invskin.fileio import atomic_path
 from invskin.geometry import axis_angle_to_matrix, lbs, make_transform
 
 CACHE_VERSION = 1  # bump when the derived body changes, to invalidate old cache files
@@ -318,21 +318,15 @@ def _largest_component(
 def _write_body(path: Path, body: AnnyBody) -> None:
     """Write the body atomically (temporary file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                vertices=body.vertices.numpy(),
-                faces=body.faces.numpy(),
-                weights=body.weights.numpy(),
-                skeleton=np.array(json.dumps(body.skeleton.to_json())),
-                config=np.array(json.dumps(asdict(body.config))),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            vertices=body.vertices.numpy(),
+            faces=body.faces.numpy(),
+            weights=body.weights.numpy(),
+            skeleton=np.array(json.dumps(body.skeleton.to_json())),
+            config=np.array(json.dumps(asdict(body.config))),
+        )
 
 
 def _read_body(path: Path, config: AnnyBodyConfig) -> AnnyBody:

@@ -15,12 +15,9 @@ recomputes them. The cache is derived data: deleting it is always safe.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -33,6 +30,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from invskin.data.format import Dataset
+from invskin.fileio import atomic_path
 from invskin.mesh.io import TriMesh
 from invskin.mesh.sampling import sample_surface
 from invskin.mesh.winding import occupancy
@@ -175,15 +173,8 @@ def _write_cache(
             config_file.write_text(
                 json.dumps({"version": SAMPLES_VERSION, **asdict(config)}, indent=1)
             )
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, points=points, occupancy=labels, scan_stamp=np.array(stamp))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, points=points, occupancy=labels, scan_stamp=np.array(stamp))
     except OSError as error:
         logger.warning(
             "cannot cache samples at %s (%s); they will be recomputed next time", path, error

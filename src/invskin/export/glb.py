@@ -8,13 +8,13 @@ edit made on the mesh carries over to every pose. glTF is y up and in metres, li
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pygltflib
 from jaxtyping import Float, Int
+
+from invskin.fileio import atomic_path
 
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
@@ -132,14 +132,8 @@ def write_glb(
     gltf.set_binary_blob(b"".join(blobs))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        gltf.save_binary(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        gltf.save_binary(str(tmp))
 
 
 def read_glb_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:

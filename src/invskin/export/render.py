@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from jaxtyping import Float, Int, Shaped, UInt8
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from invskin.fileio import atomic_path
 from invskin.mesh.io import TriMesh
 
 Color = tuple[int, int, int]
@@ -381,15 +381,6 @@ def save_png(path: str | os.PathLike[str], image: UInt8[np.ndarray, "h w 3"]) ->
     """Write an RGB image as an optimised PNG, atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG", optimize=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

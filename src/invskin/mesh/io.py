@@ -11,15 +11,15 @@ never leaves a half-written mesh in place of a good one.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import trimesh
 from jaxtyping import Float, Int
+
+from invskin.fileio import write_bytes_atomic
 
 SUPPORTED_SUFFIXES = (".ply", ".obj")
 
@@ -174,18 +174,4 @@ def save_mesh(path: str | os.PathLike[str], mesh: TriMesh) -> Path:
         data = trimesh.exchange.obj.export_obj(
             mesh.to_trimesh(), include_normals=False, include_color=False, include_texture=False
         ).encode("utf-8")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    return path
+    return write_bytes_atomic(path, data)
