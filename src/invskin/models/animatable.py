@@ -46,7 +46,9 @@ from invskin.solvers.inverse_skinning import default_init_bones, implicit_roots,
 OUTSIDE = -20.0
 """Logit given to posed points with no valid canonical candidate."""
 FOLD_MARGIN = 0.2
-"""The skinning Jacobian's determinant is pushed above this near the body surface."""
+"""The skinning Jacobian's determinant is pushed above this at the canonical roots of samples."""
+FOLD_POINTS = 256
+"""Samples per frame whose canonical roots are checked for folds each step."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class PosedQuery:
     valid: Bool[Tensor, "b n k"]
     pin_c_displacement: Float[Tensor, "b n k"]
     pin_d_displacement: Float[Tensor, "b n"]
+    candidates: Float[Tensor, "b n k 3"]
+    """The canonical candidates ``x_cp`` (pose-dependent canonical space), without gradient."""
 
 
 def grid_nodes(bounds: Float[Tensor, "2 3"], resolution: tuple[int, int, int]) -> Tensor:
@@ -233,6 +237,7 @@ class AnimatableModel(nn.Module):
             valid=roots.valid,
             pin_c_displacement=(x_c - flat).square().sum(-1).reshape(b, n, k),
             pin_d_displacement=(x_dl - points).square().sum(-1),
+            candidates=x_cp.detach(),
         )
 
     @staticmethod
@@ -284,12 +289,15 @@ class AnimatableModel(nn.Module):
             losses["skinning_prior"] = (
                 (field(near) - self._nearest_prior_weights(near).to(near)).square().sum(-1).mean()
             )
-            # Folds: where det(d LBS / d x) <= 0 near the surface, skinning maps several canonical
-            # points to one posed point (self-intersection, and LBS^-1 is ambiguous there).
-            surface = near[:512].expand(points.shape[0], -1, -1)
-            skin = field.weights_and_gradients(surface)
-            det = torch.linalg.det(lbs_jacobian(surface, skin.weights, skin.gradients, transforms))
-            losses["lbs_fold"] = torch.relu(FOLD_MARGIN - det).mean()
+            # Folds: where det(d LBS / d x) <= 0, skinning maps several canonical points to one
+            # posed point (self-intersection; LBS^-1 is ambiguous there). Checked at the valid
+            # canonical roots of the batch's samples, which lie where the surface is.
+            roots = query.candidates[:, :FOLD_POINTS]
+            skin = field.weights_and_gradients(roots.flatten(1, 2))
+            jac = lbs_jacobian(roots.flatten(1, 2), skin.weights, skin.gradients, transforms)
+            det = torch.linalg.det(jac)
+            fold = torch.relu(FOLD_MARGIN - det) * query.valid[:, :FOLD_POINTS].flatten(1).float()
+            losses["lbs_fold"] = fold.mean()
         valid = query.valid.float()
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (

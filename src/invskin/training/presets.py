@@ -36,7 +36,7 @@ def loss_weights(steps: int) -> LossWeights:
         {
             "occupancy": Ramp(1.0, 1.0),
             "skinning_prior": Ramp(1.0, 0.01, begin=0, finish=warm),
-            "lbs_fold": Ramp(1.0, 1.0),
+            "lbs_fold": Ramp(10.0, 10.0),
             "bone_occupancy": Ramp(1.0, 0.0, begin=0, finish=warm),
             # Mean squared displacement in m^2: weight 10 makes a 3 cm shift cost ~0.01.
             "pin_c_displacement": Ramp(10.0, 10.0),
