@@ -4,7 +4,8 @@
 #
 #   bash benchmarks/run_results.sh [OUTFIT] [METHOD ...]
 #
-# Data: data/synth-OUTFIT-default (made with 'invskin synth' if missing). Runs: runs/OUTFIT/METHOD.
+# Data: $DATA_ROOT/synth-OUTFIT-default (DATA_ROOT defaults to data; made with 'invskin synth' if
+# missing). Runs: runs/OUTFIT/METHOD (a finished run there is reused).
 # snarf re-extracts a mesh per frame (slow on CPU): it is evaluated on the first SNARF_FRAMES frames
 # of each split.
 set -euo pipefail
@@ -13,7 +14,7 @@ OUTFIT=${1:-dress}
 shift || true
 METHODS=${*:-ins snarf-nc lbs-body snarf}
 SNARF_FRAMES=${SNARF_FRAMES:-8}
-DATA=data/synth-$OUTFIT-default
+DATA=${DATA_ROOT:-data}/synth-$OUTFIT-default
 BIN=.venv/bin/invskin
 [ -f "$DATA/invskin-dataset.json" ] || $BIN synth --out "$DATA" --outfit "$OUTFIT"
 for METHOD in $METHODS; do
@@ -25,4 +26,5 @@ for METHOD in $METHODS; do
     $BIN eval --run "$RUN" --split "$SPLIT" "${LIMIT[@]}"
   done
 done
-.venv/bin/python benchmarks/collect_results.py runs/*/*/eval/*/metrics.json
+.venv/bin/python benchmarks/collect_results.py runs/*/*/eval/*/metrics.json > benchmarks/results/quality-cpu.md
+cat benchmarks/results/quality-cpu.md

@@ -102,13 +102,15 @@ def bench_repose(
     """``ins`` reposing (frames per second, canonical mesh >= ``min_vertices``) against ``snarf``'s
     per-frame extraction at the same grid resolution, in one run."""
     from invskin.data.format import load_dataset
-    from invskin.models.pipeline import canonical_mesh, extract_posed
+    from invskin.models.pipeline import extract_canonical, extract_posed
     from invskin.models.run import load_run
 
     dev = torch.device(device)
     ins = load_run(ins_run, dev)
     res = resolution or int(ins.state.get("extract_resolution", 256))
-    mesh, extraction_seconds = canonical_mesh(ins_run, ins.model, res, ins.state)
+    tic = time.perf_counter()
+    mesh = extract_canonical(ins.model, res)  # timed, and not saved over the run's own mesh
+    extraction_seconds = time.perf_counter() - tic
     mesh = subdivide_to(mesh, min_vertices)
     dataset = load_dataset(Path(data) if data else Path(ins.state["dataset"]))
     test = dataset.split("test-out")
