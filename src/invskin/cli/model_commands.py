@@ -94,10 +94,11 @@ def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]
             array = data["transforms"]
     else:
         array = np.load(poses)
-    if array.ndim != 4 or array.shape[-2:] != (4, 4) or not np.isfinite(array).all():
-        raise ValueError(
-            f"{poses}: expected finite bone transforms (F, J, 4, 4), got {array.shape}"
-        )
+    if array.ndim != 4 or array.shape[-2:] != (4, 4):
+        raise ValueError(f"{poses}: expected bone transforms (F, J, 4, 4), got {array.shape}")
+    if not np.isfinite(array).all():
+        bad = sorted({int(f) for f in np.argwhere(~np.isfinite(array))[:, 0]})
+        raise ValueError(f"{poses}: frames {bad[:10]} hold NaN or infinite transforms; fix them")
     return torch.from_numpy(array).float(), [f"frame_{i:04d}" for i in range(len(array))]
 
 
