@@ -100,3 +100,23 @@ def test_conditioned_variant_uses_the_condition() -> None:
         net(x, torch.randn(3, 5))
     with pytest.raises(ValueError, match="not conditioned"):
         Siren(SirenConfig(**SMALL))(x, cond)
+
+
+def test_condition_does_not_dilute_the_spatial_frequencies() -> None:
+    """A large condition must not shrink the first layer's weights on the points (regression: a
+    114-D pose code concatenated to the input made SIREN's first layer 1/117 and the shape a blob)."""
+    torch.manual_seed(0)
+    plain = Siren(SirenConfig(**SMALL))
+    torch.manual_seed(0)
+    conditioned = Siren(SirenConfig(**SMALL, cond_dim=114))
+    assert conditioned.layers[0].in_features == 3
+    line = torch.linspace(-1.0, 1.0, 2001)[:, None] * torch.tensor([1.0, 0.3, -0.2])
+    cond = torch.zeros(1, 114)
+
+    def roughness(values: torch.Tensor) -> float:
+        return float((values[2:] - 2 * values[1:-1] + values[:-2]).abs().mean())
+
+    with torch.no_grad():
+        rough_plain = roughness(plain(line))
+        rough_cond = roughness(conditioned(line[None], cond)[0])
+    assert rough_cond > 0.5 * rough_plain

@@ -64,8 +64,16 @@ class Siren(nn.Module):
             raise ValueError(f"unknown activation {config.activation!r}")
         if config.hidden_layers < 1:
             raise ValueError(f"hidden_layers must be >= 1, got {config.hidden_layers}")
-        dims = [3 + config.cond_dim] + [config.hidden_width] * config.hidden_layers + [1]
+        dims = [3] + [config.hidden_width] * config.hidden_layers + [1]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        # The condition enters the first layer as an additive term of its own, not by widening the
+        # input: SIREN's first-layer bound 1/in would otherwise shrink with the condition's size
+        # and the spatial frequencies with it (a 114-D pose code left only smooth blobs).
+        self.cond_layer = (
+            nn.Linear(config.cond_dim, config.hidden_width, bias=False)
+            if config.cond_dim > 0
+            else None
+        )
         self.register_buffer(
             "blob_center", torch.tensor(config.blob_center, dtype=torch.float32), persistent=False
         )
@@ -80,6 +88,9 @@ class Siren(nn.Module):
         for layer in rest:
             bound = math.sqrt(6.0 / layer.in_features) / self.config.hidden_omega
             layer.weight.uniform_(-bound, bound)
+        if self.cond_layer is not None:  # a phase shift of O(1) radians for a unit condition
+            bound = math.sqrt(6.0 / self.cond_layer.in_features) / self.config.first_omega
+            self.cond_layer.weight.uniform_(-bound, bound)
 
     def _activation(self, pre: Tensor, layer_index: int) -> Tensor:
         cfg = self.config
@@ -108,6 +119,7 @@ class Siren(nn.Module):
         """
         cfg = self.config
         h = points / cfg.input_radius
+        shift = None
         if cfg.cond_dim > 0:
             if cond is None or cond.shape[-1] != cfg.cond_dim:
                 got = None if cond is None else tuple(cond.shape)
@@ -117,9 +129,12 @@ class Siren(nn.Module):
                     f"points {tuple(points.shape)} need a condition of shape "
                     f"(*b, {cfg.cond_dim}) matching their leading dims; got {tuple(cond.shape)}"
                 )
-            h = torch.cat([h, cond[..., None, :].expand(*h.shape[:-1], -1)], dim=-1)
+            shift = self.cond_layer(cond)[..., None, :]
         elif cond is not None:
             raise ValueError("this network is not conditioned (cond_dim = 0) but got a condition")
         for i, layer in enumerate(self.layers[:-1]):
-            h = self._activation(layer(h), i)
+            pre = layer(h)
+            if i == 0 and shift is not None:
+                pre = pre + shift
+            h = self._activation(pre, i)
         return self.layers[-1](h)[..., 0] + self.blob_prior(points)
