@@ -114,6 +114,7 @@ def markdown_table(reports: list[dict]) -> str:
     for r in reports:
         s, c = r["summary"], r["correspondence"]
         corr = (f"{c['mean_cm']:.2f}", f"{c['p95_cm']:.2f}") if c else ("n/a", "n/a")
+        corr = tuple("-" if value == "nan" else value for value in corr)
         rows.append(
             f"| {r['method']} | {r['split']} | {r['frames']} | {s['iou_bbox']:.4f} | "
             f"{s['iou_surface']:.4f} | {s['chamfer_cm']:.3f} | {s['normal_consistency']:.4f} | "
