@@ -39,7 +39,7 @@ def main() -> None:
     if args.first is not None:
         reports = [first_frames(r, args.first) for r in reports]
     for report in reports:
-        report["method"] = f"{report['method']} ({Path(report['dataset']).name})"
+        report["method"] = f"{report['method']} ({Path(report['run']).parent.name})"
     reports.sort(key=lambda r: (r["dataset"], r["split"], r["method"]))
     print(markdown_table(reports), end="")
 

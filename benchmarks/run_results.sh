@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/run_results.sh [OUTFIT] [METHOD ...]
 #
-# Data: $DATA_ROOT/synth-OUTFIT-default (DATA_ROOT defaults to data; made with 'invskin synth' if
+# Data: $DATA, or $DATA_ROOT/synth-OUTFIT-default (DATA_ROOT defaults to data; made with 'invskin synth' if
 # missing). Runs: runs/OUTFIT/METHOD (a finished run there is reused).
 # snarf re-extracts a mesh per frame (slow on CPU): it is evaluated on the first SNARF_FRAMES frames
 # of each split.
@@ -14,7 +14,7 @@ OUTFIT=${1:-dress}
 shift || true
 METHODS=${*:-ins snarf-nc lbs-body snarf}
 SNARF_FRAMES=${SNARF_FRAMES:-8}
-DATA=${DATA_ROOT:-data}/synth-$OUTFIT-default
+DATA=${DATA:-${DATA_ROOT:-data}/synth-$OUTFIT-default}
 BIN=.venv/bin/invskin
 [ -f "$DATA/invskin-dataset.json" ] || $BIN synth --out "$DATA" --outfit "$OUTFIT"
 for METHOD in $METHODS; do
