@@ -40,7 +40,12 @@ from invskin.geometry import apply_transform, invert_rigid, lbs, lbs_jacobian, m
 from invskin.models.config import ModelConfig
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.siren import Siren, SirenConfig
-from invskin.nets.skinning_field import SkinningField, SkinningFieldConfig, SkinningGrid
+from invskin.nets.skinning_field import (
+    SkinningField,
+    SkinningFieldConfig,
+    SkinningGrid,
+    grid_nodes,
+)
 from invskin.solvers.inverse_skinning import default_init_bones, implicit_roots, inverse_lbs
 
 OUTSIDE = -20.0
@@ -61,15 +66,6 @@ class PosedQuery:
     pin_d_displacement: Float[Tensor, "b n"]
     candidates: Float[Tensor, "b n k 3"]
     """The canonical candidates ``x_cp`` (pose-dependent canonical space), without gradient."""
-
-
-def grid_nodes(bounds: Float[Tensor, "2 3"], resolution: tuple[int, int, int]) -> Tensor:
-    """Grid node positions ``(Rz, Ry, Rx, 3)`` in the layout :class:`SkinningGrid` expects."""
-    axes = [
-        torch.linspace(float(bounds[0, a]), float(bounds[1, a]), resolution[a]) for a in range(3)
-    ]
-    zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-    return torch.stack([xx, yy, zz], dim=-1).to(bounds)
 
 
 def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:

@@ -173,6 +173,22 @@ class SkinningField(nn.Module):
         return losses
 
 
+def grid_nodes(
+    bounds: Float[Tensor, "2 3"], resolution: tuple[int, int, int]
+) -> Float[Tensor, "rz ry rx 3"]:
+    """Node positions of a grid of ``resolution`` (x, y, z counts) over ``bounds``, in the
+    ``(Rz, Ry, Rx)`` layout of :class:`SkinningGrid`."""
+    axes = [
+        torch.linspace(
+            float(bounds[0, a]), float(bounds[1, a]), resolution[a], dtype=bounds.dtype,
+            device=bounds.device,
+        )
+        for a in range(3)
+    ]  # fmt: skip
+    zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return torch.stack([xx, yy, zz], dim=-1)
+
+
 class SkinningGrid(nn.Module):
     """Skinning weights on a voxel grid over ``bounds``, interpolated trilinearly.
 
@@ -209,18 +225,7 @@ class SkinningGrid(nn.Module):
     ) -> SkinningGrid:
         """Bake ``field`` on a grid of ``resolution`` nodes per axis (one int, or x, y, z counts)."""
         res = (resolution,) * 3 if isinstance(resolution, int) else tuple(resolution)
-        axes = [
-            torch.linspace(
-                float(bounds[0, a]),
-                float(bounds[1, a]),
-                res[a],
-                dtype=bounds.dtype,
-                device=bounds.device,
-            )
-            for a in range(3)
-        ]
-        zz, yy, xx = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-        nodes = torch.stack([xx, yy, zz], dim=-1).reshape(-1, 3)
+        nodes = grid_nodes(bounds, res).reshape(-1, 3)
         weights = torch.cat([field(part) for part in nodes.split(chunk)])
         grid = weights.T.reshape(-1, res[2], res[1], res[0]).contiguous()
         return cls(grid, bounds)
