@@ -64,15 +64,16 @@ class Extract:
     device: str = "cpu"
 
     def main(self) -> None:
-        from invskin.mesh.io import save_mesh
-        from invskin.models.pipeline import CANONICAL_MESH, extract_canonical
+        from invskin.models.pipeline import CANONICAL_MESH, canonical_mesh
         from invskin.models.run import load_run
 
         loaded = load_run(self.run, self.device)
         res = self.resolution or int(loaded.state.get("extract_resolution", 256))
-        mesh = extract_canonical(loaded.model, res)
-        path = save_mesh(Path(self.run) / CANONICAL_MESH, mesh)
-        print(f"canonical mesh: {mesh.num_vertices} vertices, {mesh.num_faces} faces -> {path}")
+        mesh, seconds = canonical_mesh(self.run, loaded.model, res, loaded.state)
+        print(
+            f"canonical mesh: {mesh.num_vertices} vertices, {mesh.num_faces} faces in "
+            f"{seconds:.1f} s -> {Path(self.run) / CANONICAL_MESH}"
+        )
 
 
 def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]:

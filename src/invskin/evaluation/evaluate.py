@@ -58,11 +58,12 @@ def evaluate_run(
         progress=progress,
     )
     repose_seconds = time.perf_counter() - tic
-    per_frame = []
+    per_frame, posed = [], []
     for name, index, mesh_file in tqdm(
         list(zip(names, indices, reposed.mesh_files)), desc="metrics", disable=not progress
     ):
         pred = load_mesh(mesh_file)
+        posed.append(pred.vertices)
         scores = mesh_metrics(pred, dataset.scan(index), n=num_points, seed=index)
         per_frame.append({"frame": name, **scores})
     summary = {key: float(np.mean([f[key] for f in per_frame])) for key in METRICS}
@@ -73,10 +74,9 @@ def evaluate_run(
         vertices = torch.as_tensor(canonical.vertices, dtype=torch.float32, device=device)
         identity = torch.eye(4, device=device).expand(1, dataset.num_bones, 4, 4)
         in_canonical_pose = loaded.model.repose(vertices, identity)[0].cpu().numpy()
-        posed = np.stack([load_mesh(f).vertices for f in reposed.mesh_files])
         result = correspondence_error(
             in_canonical_pose.astype(np.float64),
-            posed,
+            np.stack(posed),
             truth.canonical_vertices.double().numpy(),
             truth.faces.long().numpy(),
             truth.posed_vertices[indices].double().numpy(),

@@ -41,6 +41,7 @@ from invskin.models.config import ModelConfig
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.siren import Siren, SirenConfig
 from invskin.nets.skinning_field import (
+    PriorFitConfig,
     SkinningField,
     SkinningFieldConfig,
     SkinningGrid,
@@ -174,8 +175,6 @@ class AnimatableModel(nn.Module):
         """Initialise the learned skinning field from the body prior (no-op for ``lbs-body``)."""
         if self.skinning is None or steps <= 0:
             return []
-        from invskin.nets.skinning_field import PriorFitConfig
-
         return self.skinning.fit_to_prior(
             self.prior_vertices, self.prior_weights, PriorFitConfig(steps=steps, batch_points=2048)
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig, load_or_make_samples
@@ -29,8 +30,6 @@ def pick_device(device: str) -> torch.device:
 def training_data(dataset, sample_config: SampleConfig, progress: bool = True) -> TrainingData:
     """Posed-space samples (cached per frame) of every frame of ``dataset`` (a split view)."""
     points, occupancy = [], []
-    from tqdm import tqdm
-
     for i in tqdm(range(len(dataset)), desc="samples", disable=not progress, dynamic_ncols=True):
         samples = load_or_make_samples(dataset, i, sample_config)
         points.append(torch.as_tensor(samples.points, dtype=torch.float32))
@@ -64,8 +63,6 @@ def train_run(
         model_config = ModelConfig.from_json(state["model_config"])
         train_config = TrainConfig.from_json(state["train_config"])
         if steps is not None:
-            from dataclasses import replace
-
             train_config = replace(train_config, steps=steps)
         data = Path(state["dataset"])
         prior_fit = 0
