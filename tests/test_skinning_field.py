@@ -163,3 +163,24 @@ def test_grid_rejects_bad_input() -> None:
         SkinningGrid(torch.rand(2, 1, 4, 4), BOUNDS)
     with pytest.raises(ValueError, match="lo < hi"):
         SkinningGrid(torch.rand(2, 3, 4, 4), BOUNDS.flip(0))
+
+
+def test_pre_blended_transform_grid_matches_blending_the_weights() -> None:
+    # Trilinear interpolation is linear: the blended-transform grid gives the same 3x4 transforms
+    # as blending the interpolated weights, for rows of mixed frames, inside and outside the bounds.
+    from invskin.geometry import blend_transforms
+    from invskin.geometry.rotations import axis_angle_to_matrix
+
+    torch.manual_seed(0)
+    num_bones, frames = 5, 3
+    grid = torch.softmax(torch.randn(num_bones, 4, 6, 5) * 3, dim=0)
+    bounds = torch.tensor([[-0.5, -1.0, -0.3], [0.5, 1.0, 0.4]])
+    field = SkinningGrid(grid, bounds)
+    transforms = torch.eye(4).repeat(frames, num_bones, 1, 1)
+    transforms[..., :3, :3] = axis_angle_to_matrix(torch.randn(frames, num_bones, 3))
+    transforms[..., :3, 3] = torch.randn(frames, num_bones, 3)
+    points = torch.rand(200, 3) * 1.6 - 0.8  # some beyond the bounds: border values
+    frame = torch.randint(frames, (200,))
+    expected = blend_transforms(field(points)[:, None], transforms[frame])[:, 0, :3, :]
+    got = field.pre_blend(transforms).lookup(points, frame)
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -54,6 +54,14 @@ class ModelConfig:
     broyden_steps: int = 30
     soft_blend: float = 10.0
     """Sharpness of the soft-max blend over root candidates during training."""
+    skinning_residual: bool = False
+    """Learned skinning logits are a residual on the body prior's: ``softmax(log(w_prior + eps) +
+    MLP(x))`` with the MLP's last layer zero-initialised, so the field starts exactly at the prior
+    (``lbs-body``'s weights) instead of a fit of it. False: the MLP alone (fitted to the prior)."""
+    pin_frame: str = "root"
+    """The body frame the PINs work in: ``root`` (the root bone's transform: position and the whole
+    rotation factored out) or ``heading`` (position and the yaw about the vertical axis only, so
+    the PINs see the root's tilt, and PIN_d keeps gravity's direction)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -78,6 +78,8 @@ class SkinningFieldConfig:
     """Smooth, so the Jacobian Broyden and the implicit gradient use is continuous, and about ten
     times cheaper on CPU than SNARF's softplus with beta 100 (``"softplus"``, still available)."""
     softplus_beta: float = 100.0
+    zero_last: bool = False
+    """Zero-initialise the MLP's output layer: the logits start at 0 (for a residual field)."""
 
 
 @dataclass
@@ -113,6 +115,7 @@ class SkinningField(nn.Module):
             config.hidden_layers,
             activation=config.activation,
             softplus_beta=config.softplus_beta,
+            zero_last=config.zero_last,
         )
 
     def logits(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
@@ -280,7 +283,58 @@ class SkinningGrid(nn.Module):
             gradients.reshape(*points.shape[:-1], self.num_bones, 3),
         )
 
+    def pre_blend(self, transforms: Float[Tensor, "b j 4 4"]) -> BlendedTransformGrid:
+        """The grid of blended transforms ``sum_b w_b(node) T_b`` of every frame (FastSNARF).
+
+        Trilinear interpolation is linear, so interpolating the blended transforms equals blending
+        with interpolated weights: the same ``LBS`` with 12 channels per frame instead of ``J``.
+        """
+        return BlendedTransformGrid(self.grid, self.bounds, transforms)
+
     def contains(self, points: Float[Tensor, "*p 3"]) -> Bool[Tensor, "*p"]:
         """Whether points lie inside the grid's bounds."""
         lo, hi = self.bounds.to(points)
         return ((points >= lo) & (points <= hi)).all(dim=-1)
+
+
+class BlendedTransformGrid:
+    """Per-frame grids of the blended 3x4 transforms of a :class:`SkinningGrid` (no autograd).
+
+    ``lookup(x, frame)`` interpolates frame ``frame[i]``'s grid trilinearly at ``x[i]`` (border
+    values outside the bounds, as :class:`SkinningGrid`), so one call serves rows of mixed frames.
+    It equals ``blend_transforms(grid(x), transforms[frame])[..., :3, :]`` up to float rounding
+    (test: ``tests/test_skinning_field.py``).
+    """
+
+    def __init__(
+        self,
+        grid: Float[Tensor, "j rz ry rx"],
+        bounds: Float[Tensor, "2 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+    ) -> None:
+        with torch.no_grad():
+            rows = transforms.detach()[..., :3, :].reshape(*transforms.shape[:-2], 12).to(grid)
+            blended = torch.einsum("jzyx,bjc->bzyxc", grid.detach(), rows)
+        self.table = blended.reshape(-1, 12)  # (B * Rz * Ry * Rx, 12)
+        self.sizes = (grid.shape[3], grid.shape[2], grid.shape[1])  # nodes along x, y, z
+        self.lo, self.hi = bounds.detach().to(grid)
+
+    @torch.no_grad()
+    def lookup(self, points: Float[Tensor, "m 3"], frame: Tensor) -> Float[Tensor, "m 3 4"]:
+        nx, ny, nz = self.sizes
+        sizes = points.new_tensor([nx - 1, ny - 1, nz - 1])
+        u = ((points - self.lo) / (self.hi - self.lo) * sizes).clamp(min=0).minimum(sizes)
+        cell = u.floor().minimum(sizes - 1)
+        t = u - cell
+        cell = cell.long()
+        base = ((frame * nz + cell[:, 2]) * ny + cell[:, 1]) * nx + cell[:, 0]
+        tx, ty, tz = t.unbind(-1)
+        out = points.new_zeros(points.shape[0], 12)
+        for dz in (0, 1):
+            wz = tz if dz else 1 - tz
+            for dy in (0, 1):
+                wzy = wz * (ty if dy else 1 - ty)
+                offset = (dz * ny + dy) * nx
+                out.addcmul_(self.table[base + offset], (wzy * (1 - tx))[:, None])
+                out.addcmul_(self.table[base + offset + 1], (wzy * tx)[:, None])
+        return out.reshape(-1, 3, 4)
