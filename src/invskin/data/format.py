@@ -31,6 +31,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from invskin.body.skeleton import Skeleton
+from invskin.errors import DataError
 from invskin.mesh.io import TriMesh, check_units_metres, load_mesh, save_mesh
 
 FORMAT_NAME = "invskin-dataset"
@@ -50,10 +51,6 @@ _FRAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 ArrayLike = np.ndarray | Tensor
-
-
-class DataError(ValueError):
-    """A dataset or input file is missing, malformed or inconsistent; the message says what to do."""
 
 
 # ----------------------------------------------------------------------------- in-memory records

@@ -15,7 +15,6 @@ else is an error asking for an explicit ``units=`` (a person is about 1-3 m tall
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from invskin import safe_pickle
 from invskin.data.format import DataError, DatasetWriter, transforms_problem
 from invskin.mesh.io import TriMesh, bounding_box_diagonal, check_units_metres
 
@@ -150,22 +150,10 @@ def load_npz(path: Path, what: str) -> Any:
         raise DataError(f"{path} is not a readable .npz file ({error}); expected {what}") from error
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] in ("numpy", "builtins", "__builtin__", "copy_reg", "_codecs"):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
-
-
 def load_plain_pickle(path: Path, what: str) -> Any:
-    """A pickle of plain Python / numpy data (nothing executable), e.g. CAPE's subject genders."""
-    if not path.is_file():
-        raise DataError(f"{path} is missing; expected {what}")
-    try:
-        with open(path, "rb") as handle:
-            return _PlainUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:
-        raise DataError(f"{path} is not a readable pickle ({error}); expected {what}") from error
+    """A pickle of plain Python / numpy data, e.g. CAPE's subject genders, read by
+    :func:`invskin.safe_pickle.load` (nothing in the file can run code)."""
+    return safe_pickle.load(path, what)
 
 
 def interval_split(count: int, interval: int) -> tuple[list[int], list[int]]:
