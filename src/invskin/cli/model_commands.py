@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,26 +28,32 @@ class Train:
     preset: Preset = "cpu-quick"
     """cpu-quick: minutes on 2 CPU cores; gpu: full quality on a GPU; tiny: for tests."""
     steps: int | None = None
-    """Override the preset's number of training steps."""
+    """Override the preset's number of training steps (a positive number)."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     seed: int = 0
     resume: bool = False
-    """Continue the run in --out from its last checkpoint."""
+    """Continue the run in --out from its last checkpoint, exactly where it stopped (Ctrl-C and
+    SIGTERM write a checkpoint at the current step before exiting)."""
 
     def main(self) -> None:
         from invskin.training.run import train_run
+        from invskin.training.trainer import TrainingInterrupted
 
-        summary = train_run(
-            self.data,
-            self.out,
-            self.method,
-            self.preset,
-            self.steps,
-            self.device,
-            self.seed,
-            self.resume,
-        )
+        try:
+            summary = train_run(
+                self.data,
+                self.out,
+                self.method,
+                self.preset,
+                self.steps,
+                self.device,
+                self.seed,
+                self.resume,
+            )
+        except TrainingInterrupted as stopped:
+            print(stopped, file=sys.stderr)
+            raise SystemExit(128 + stopped.signum) from None
         print(
             f"trained {summary.method} for {summary.result.steps} steps in "
             f"{summary.result.seconds:.0f} s; run folder: {summary.run_dir}"
