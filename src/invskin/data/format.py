@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -677,20 +677,36 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
         if frame["id"] in seen:
             raise DataError(f"{path}: frame id {frame['id']!r} appears twice; {redo}")
         seen.add(frame["id"])
-        scan = frame["scan"]
-        if not isinstance(scan, str) or Path(scan).is_absolute() or ".." in Path(scan).parts:
-            raise DataError(f"{path}: frame {frame['id']!r} scan path must be relative; {redo}")
+        if not _inside_dataset(frame["scan"]):
+            raise DataError(
+                f"{path}: frame {frame['id']!r} scan path must be relative, inside the dataset "
+                f"folder (no '..'); {redo}"
+            )
     splits = manifest.get("splits")
     if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
         raise DataError(f"{path}: 'splits' must map split names to lists of frame ids; {redo}")
     for key in ("prior", "correspondence", "body_params"):
         value = manifest.setdefault(key, None)
-        if value is not None and (not isinstance(value, str) or ".." in Path(value).parts):
-            raise DataError(f"{path}: {key!r} must be a relative file name or null; {redo}")
+        if value is not None and not _inside_dataset(value):
+            raise DataError(
+                f"{path}: {key!r} must be null or a relative file name inside the dataset folder "
+                f"(not absolute, no '..'), got {value!r}; {redo}"
+            )
     manifest.setdefault("name", path.parent.name)
     manifest.setdefault("source", "")
     manifest.setdefault("info", {})
     return manifest
+
+
+def _inside_dataset(value: Any) -> bool:
+    """Whether a manifest path stays inside the dataset folder: a non-empty relative path (POSIX or
+    Windows style) without ``..``."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    for pure in (PurePosixPath(value), PureWindowsPath(value)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            return False
+    return True
 
 
 def _load_npz(path: Path, expected: Mapping[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
