@@ -7,6 +7,25 @@ raise it without importing the dataset format.
 
 from __future__ import annotations
 
+import tokenize
+import zipfile
+
 
 class DataError(ValueError):
     """A dataset or input file is missing, malformed or inconsistent; the message says what to do."""
+
+
+NPZ_READ_ERRORS = (
+    OSError,
+    ValueError,
+    TypeError,
+    EOFError,
+    MemoryError,
+    RuntimeError,
+    SyntaxError,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+)
+"""What numpy and zipfile raise for a corrupt, truncated, encrypted or oversized ``.npy``/``.npz``
+(a garbled header is parsed as Python literals, hence ``SyntaxError`` and ``TokenError``); readers
+turn these into :class:`DataError`."""

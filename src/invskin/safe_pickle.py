@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from invskin.errors import DataError
+from invskin.errors import NPZ_READ_ERRORS, DataError
 
 MAX_DEPTH = 64
 """Deepest nesting of containers accepted in a loaded value."""
@@ -262,6 +262,6 @@ def read_npz(path: Path | str, keys: tuple[str, ...] | None = None) -> dict[str,
                         arrays[key] = _read_npy(member, f"{path}[{key}]")
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except (*NPZ_READ_ERRORS, KeyError) as error:
         raise DataError(f"{path} is not a readable .npz file ({error})") from error
     return arrays

@@ -26,9 +26,12 @@ from tqdm import tqdm
 
 from invskin import safe_pickle
 from invskin.data.format import DataError, DatasetWriter, transforms_problem
+from invskin.errors import NPZ_READ_ERRORS
 from invskin.mesh.io import TriMesh, bounding_box_diagonal, check_units_metres
 
 logger = logging.getLogger("invskin.data")
+
+READ_ERRORS = NPZ_READ_ERRORS
 
 UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 MM_MIN_DIAGONAL = 400.0  # 0.4 m in millimetres: smaller "auto" scans above 10 are ambiguous
@@ -120,9 +123,12 @@ def check_array(
         keys = sorted(data.files if hasattr(data, "files") else data)
         raise DataError(f"{file}: no array {key!r} (it has {keys}); is this the right file?")
     try:
-        array = np.asarray(data[key], dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{file}: {key!r} is not numeric ({error})") from error
+        raw = np.asarray(data[key])
+    except READ_ERRORS as error:
+        raise DataError(f"{file}: {key!r} cannot be read ({error})") from error
+    if raw.dtype.kind not in "fiub":
+        raise DataError(f"{file}: {key!r} has dtype {raw.dtype}, expected real numbers")
+    array = raw.astype(np.float64)
     if array.ndim != len(shape) or any(
         w is not None and g != w for g, w in zip(array.shape, shape)
     ):
@@ -146,7 +152,7 @@ def load_npz(path: Path, what: str) -> Any:
         raise DataError(f"{path} is missing; expected {what}")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except READ_ERRORS as error:
         raise DataError(f"{path} is not a readable .npz file ({error}); expected {what}") from error
 
 
