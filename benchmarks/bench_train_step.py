@@ -3,7 +3,9 @@
 One run measures both query paths of :class:`invskin.models.animatable.AnimatableModel` on the same
 batches (same model, same weights, interleaved so that machine load affects both alike): a full
 training step (``model.losses``, weighted sum, backward, Adam step on a copy of the model per path)
-at a preset's batch size. It also checks that the two paths give the same losses on the first batch.
+at a preset's batch size; the reference step uses per-tensor Adam (the trainer before the fast
+path), the fast step multi-tensor Adam (the trainer now). It also checks that the two paths give
+the same losses on the first batch.
 
     python benchmarks/bench_train_step.py --data DATA [--method ins] [--preset cpu-quick] [--steps 20]
 
@@ -57,7 +59,12 @@ def main() -> None:
     weights = train.loss_weights
     paths = {"reference": False, "fast": True}
     models = {name: copy.deepcopy(base) for name in paths}
-    optimisers = {name: torch.optim.Adam(m.parameters(), lr=train.lr) for name, m in models.items()}
+    # The reference step is the step before the fast path (per-tensor Adam, as the trainer had);
+    # the fast step is what the trainer does now (multi-tensor Adam).
+    optimisers = {
+        name: torch.optim.Adam(models[name].parameters(), lr=train.lr, foreach=fast)
+        for name, fast in paths.items()
+    }
     generator = torch.Generator().manual_seed(0)
     device = torch.device("cpu")
 

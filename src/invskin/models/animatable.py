@@ -79,6 +79,9 @@ class PosedQuery:
     pin_d_displacement: Float[Tensor, "b n"]
     candidates: Float[Tensor, "b n k 3"]
     """The canonical candidates ``x_cp`` (pose-dependent canonical space), without gradient."""
+    multiplicity: Float[Tensor, "b n k"]
+    """How many valid candidates each candidate stands for: 1 per valid candidate (reference
+    path); on the fast path a distinct root counts its duplicates and a duplicate counts 0."""
 
 
 def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:
@@ -303,6 +306,7 @@ class AnimatableModel(nn.Module):
             pin_c_displacement=(x_c - flat).square().sum(-1).reshape(b, n, k),
             pin_d_displacement=(x_dl - points).square().sum(-1),
             candidates=x_cp.detach(),
+            multiplicity=roots.valid.float(),
         )
 
     def _query_distinct(
@@ -354,6 +358,10 @@ class AnimatableModel(nn.Module):
             pin_c_displacement=torch.gather(pin_c_disp, 1, gather).reshape(b, n, k),
             pin_d_displacement=(x_dl - points).square().sum(-1),
             candidates=roots.points,
+            multiplicity=torch.zeros_like(valid, dtype=points.dtype).scatter_add_(
+                2, first.clamp(max=k - 1), valid.to(points.dtype)
+            )
+            * keep,
         )
 
     @staticmethod
@@ -408,12 +416,15 @@ class AnimatableModel(nn.Module):
             # Folds: where det(d LBS / d x) <= 0, skinning maps several canonical points to one
             # posed point (self-intersection; LBS^-1 is ambiguous there). Checked at the valid
             # canonical roots of the batch's samples, which lie where the surface is.
-            roots = query.candidates[:, :FOLD_POINTS]
-            skin = field.weights_and_gradients(roots.flatten(1, 2))
-            jac = lbs_jacobian(roots.flatten(1, 2), skin.weights, skin.gradients, transforms)
-            det = torch.linalg.det(jac)
-            fold = torch.relu(FOLD_MARGIN - det) * query.valid[:, :FOLD_POINTS].flatten(1).float()
-            losses["lbs_fold"] = fold.mean()
+            # Mean over all candidates of the first FOLD_POINTS samples, each distinct root
+            # evaluated once and counted as many times as it was found.
+            count = query.multiplicity[:, :FOLD_POINTS]
+            frame, point, cand = (count > 0).nonzero(as_tuple=True)
+            roots = query.candidates[frame, point, cand][:, None]  # (M, 1, 3)
+            skin = field.weights_and_gradients(roots)
+            jac = lbs_jacobian(roots, skin.weights, skin.gradients, transforms[frame])[:, 0]
+            fold = torch.relu(FOLD_MARGIN - torch.linalg.det(jac)) * count[frame, point, cand]
+            losses["lbs_fold"] = fold.sum() / count.numel()
         valid = query.valid.float()
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (

@@ -15,7 +15,7 @@ from invskin.data.samples import SampleConfig, load_or_make_samples
 from invskin.models.config import ModelConfig
 from invskin.models.run import build_model
 from invskin.training.checkpoint import find_checkpoint, load_checkpoint
-from invskin.training.presets import make_preset
+from invskin.training.presets import Preset, make_preset
 from invskin.training.trainer import TrainConfig, TrainingData, TrainResult, train
 
 
@@ -49,7 +49,7 @@ def train_run(
     data: Path,
     out: Path,
     method: str = "ins",
-    preset: str = "cpu-quick",
+    preset: str | Preset = "cpu-quick",
     steps: int | None = None,
     device: str = "auto",
     seed: int = 0,
@@ -58,6 +58,9 @@ def train_run(
     on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainSummary:
     """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``.
+
+    ``preset`` is a preset's name, or a :class:`~invskin.training.presets.Preset` (its own method,
+    steps and seed; ``method``, ``steps`` and ``seed`` are then ignored).
 
     SIGINT / SIGTERM write a checkpoint and raise
     :class:`~invskin.training.trainer.TrainingInterrupted`; ``resume`` continues exactly.
@@ -82,11 +85,15 @@ def train_run(
                 f"{out} already holds a trained run; pass --resume to continue it, or choose "
                 "another --out"
             )
-        chosen = make_preset(preset, method, steps=steps, seed=seed)
+        chosen = (
+            preset
+            if isinstance(preset, Preset)
+            else make_preset(preset, method, steps=steps, seed=seed)
+        )
         model_config, train_config = chosen.model, chosen.train
         prior_fit, preset_name, resolution = (
             chosen.prior_fit_steps,
-            preset,
+            chosen.name,
             chosen.extract_resolution,
         )
     dataset = load_dataset(data)

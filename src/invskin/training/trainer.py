@@ -194,6 +194,7 @@ def train(
             if params
         ],
         lr=config.lr,
+        foreach=True,  # one multi-tensor update: several times faster than a loop over tensors
     )
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
