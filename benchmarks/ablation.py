@@ -38,9 +38,14 @@ V2: dict[str, Any] = {
     },
 }
 
+DIFFUSED: dict[str, Any] = {"prior": "diffused", "prior_grid": (36, 48, 24), "prior_radius": 0.05}
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
     "v2": V2,
+    "diffused": DIFFUSED,
+    "v3": {**V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},
+    "v3-disp1": {**V2, **DIFFUSED},
 }
 
 

@@ -254,3 +254,27 @@ def test_heading_frame_keeps_tilt_and_factors_out_yaw() -> None:
     back, valid = model.canonicalise(posed, transforms, vertices)
     assert valid.float().mean() > 0.99
     assert (back - vertices).norm(dim=-1)[valid].max() < 1e-4
+
+
+def test_diffused_prior_grid_and_residual_on_a_finer_prior_grid() -> None:
+    vertices, _, weights = toy_body()
+    config = replace(
+        method_config("snarf-nc", SMALL),
+        skinning_residual=True,
+        prior="diffused",
+        prior_radius=0.03,
+        prior_grid=(12, 24, 12),
+    )
+    model = AnimatableModel(
+        config,
+        toy_skeleton(),
+        torch.from_numpy(vertices).float(),
+        torch.from_numpy(weights).float(),
+    )
+    assert model.prior_grid.shape == (3, 12, 24, 12)
+    field = model.weight_field()
+    assert field.grid.shape == (3, 12, 24, 12)
+    assert torch.allclose(field.grid, model.prior_grid, atol=1e-3)  # the residual starts at 0
+    with torch.no_grad():
+        model.skinning.mlp.layers[-1].bias[0] += 0.05  # favour bone 0 everywhere
+    assert not torch.allclose(model.weight_field().grid, model.prior_grid, atol=1e-3)

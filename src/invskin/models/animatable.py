@@ -45,6 +45,7 @@ from invskin.nets.skinning_field import (
     SkinningField,
     SkinningFieldConfig,
     SkinningGrid,
+    diffused_grid_weights,
     grid_nodes,
 )
 from invskin.solvers.inverse_skinning import (
@@ -153,10 +154,20 @@ class AnimatableModel(nn.Module):
             if config.learn_skinning
             else None
         )
-        nearest = self._nearest_prior_weights(grid_nodes(self.bounds, config.skinning_grid))
-        self.register_buffer("prior_grid", nearest.permute(3, 0, 1, 2).contiguous())
-        # Residual skinning: the prior's log-weights at the grid nodes, (Rz, Ry, Rx, J).
-        self.register_buffer("prior_logits", torch.log(nearest + PRIOR_LOGIT_EPS), persistent=False)
+        prior_nodes = grid_nodes(self.bounds, tuple(config.prior_grid) or config.skinning_grid)
+        if config.prior == "nearest":
+            prior = self._nearest_prior_weights(prior_nodes)
+        elif config.prior == "diffused":
+            prior = diffused_grid_weights(
+                prior_nodes, self.prior_vertices, self.prior_weights, config.prior_radius
+            )
+        else:
+            raise ValueError(f"unknown prior {config.prior!r}; use nearest or diffused")
+        self.register_buffer("prior_grid", prior.permute(3, 0, 1, 2).contiguous())
+        # Residual skinning: the prior's log-weights at the grid nodes, (J, Rz, Ry, Rx).
+        self.register_buffer(
+            "prior_logits", torch.log(self.prior_grid + PRIOR_LOGIT_EPS), persistent=False
+        )
         self.fast_query = True
         """Training queries run on distinct roots with pre-blended transforms (:meth:`query`);
         False runs the reference path, which evaluates every candidate."""
@@ -195,10 +206,17 @@ class AnimatableModel(nn.Module):
             return SkinningGrid(self.prior_grid, self.bounds)
         nodes = grid_nodes(self.bounds, self.config.skinning_grid)
         if self.config.skinning_residual:
-            logits = self.skinning.logits(nodes) + self.prior_logits
-            weights = torch.softmax(logits, dim=-1)
-        else:
-            weights = self.skinning(nodes.reshape(-1, 3)).reshape(*nodes.shape[:-1], -1)
+            residual = self.skinning.logits(nodes).permute(3, 0, 1, 2)
+            if residual.shape != self.prior_logits.shape:
+                residual = nn.functional.interpolate(
+                    residual[None],
+                    size=self.prior_logits.shape[1:],
+                    mode="trilinear",
+                    align_corners=True,
+                )[0]
+            grid = torch.softmax(self.prior_logits + residual, dim=0)
+            return SkinningGrid(grid, self.bounds)
+        weights = self.skinning(nodes.reshape(-1, 3)).reshape(*nodes.shape[:-1], -1)
         return SkinningGrid(weights.permute(3, 0, 1, 2).contiguous(), self.bounds)
 
     def fit_skinning_to_prior(self, steps: int) -> list[float]:
