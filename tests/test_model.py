@@ -14,6 +14,7 @@ from invskin.models.animatable import AnimatableModel
 from invskin.models.config import METHODS, ModelConfig, method_config
 from invskin.models.pipeline import repose_run
 from invskin.models.run import load_run
+from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import train_run
 from toy_data import make_toy_dataset, toy_body, toy_skeleton, toy_transforms
 
@@ -278,3 +279,23 @@ def test_diffused_prior_grid_and_residual_on_a_finer_prior_grid() -> None:
     with torch.no_grad():
         model.skinning.mlp.layers[-1].bias[0] += 0.05  # favour bone 0 everywhere
     assert not torch.allclose(model.weight_field().grid, model.prior_grid, atol=1e-3)
+
+
+def test_canonicalise_starts_from_every_bone_not_only_the_training_subset() -> None:
+    # Training searches start from bone 0 only; the round trip must still find the roots of points
+    # carried by the bent bones, which only a start from those bones reaches.
+    vertices, _, weights = toy_body()
+    model = AnimatableModel(
+        replace(method_config("lbs-body", SMALL), init_bones=(0,)),
+        toy_skeleton(),
+        torch.from_numpy(vertices).float(),
+        torch.from_numpy(weights).float(),
+    )
+    v = torch.from_numpy(vertices).float()
+    transforms = toy_transforms([1.2])
+    posed = model.repose(v, transforms)
+    from_bone_0 = inverse_lbs(posed, model.weight_field(), transforms, [0], max_steps=100)
+    back, valid = model.canonicalise(posed, transforms, v)
+    assert valid.float().mean() > from_bone_0.valid.any(-1).float().mean()
+    assert valid.float().mean() > 0.99
+    assert (back - v).norm(dim=-1)[valid].max() < 1e-4

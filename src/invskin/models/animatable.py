@@ -494,9 +494,8 @@ class AnimatableModel(nn.Module):
         field = self.weight_field()
         b, v, _ = posed.shape
         x_dl = self._pin_d(posed, transforms, inverse=True) if self.pin_d is not None else posed
-        roots = inverse_lbs(
-            x_dl, field, transforms, self.init_bones, max_steps=100, cvg_thresh=1e-6
-        )
+        every_bone = list(range(self.skeleton.num_bones))
+        roots = inverse_lbs(x_dl, field, transforms, every_bone, max_steps=100, cvg_thresh=1e-6)
         k = roots.points.shape[2]
         flat = roots.points.reshape(b, v * k, 3)
         x_c = self.pin_c.inverse(flat, self._pin_pose(transforms)) if self.pin_c else flat
