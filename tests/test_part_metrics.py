@@ -54,7 +54,14 @@ def test_known_offset_per_part_gives_known_errors() -> None:
     pred_posed[:, parts["low"]] += [0.0, 0.0, 0.02]
     attachment = attach(gt.vertices, gt.vertices, gt.faces)
     out = part_metrics(
-        attachment, gt.faces, pred_posed, gt.vertices, gt.faces, gt_posed, parts, num_points=40_000
+        attachment,
+        gt.faces,
+        pred_posed,
+        gt.vertices,
+        gt.faces,
+        gt_posed,
+        parts,
+        chamfer_points=40_000,
     )
     low, high, both = out.summary["low"], out.summary["high"], out.summary["all"]
     assert low["vertices"] == high["vertices"] == low["gt_vertices"] == 441
