@@ -118,14 +118,15 @@ def gap(dataset: Dataset, steps: int) -> dict:
         "frames": {name: len(ids) for name, ids in dataset.splits.items()},
         "fit_seconds": round(seconds, 2),
     }
-    # Vertex ranges of the ground-truth surface: all, and per part when the generator recorded them.
-    parts = dataset.info.get("correspondence_parts", {})
-    groups = {"all": slice(0, canonical.shape[0])}
+    # Vertices of the ground-truth surface: all, and per labelled part (docs/data-format.md).
+    parts = truth.parts
+    groups = {"all": torch.arange(canonical.shape[0])}
     if parts:
-        groups["clothing"] = slice(parts["garment"][0], parts["skirt"][1])
-        groups |= {name: slice(*parts[name]) for name in ("garment", "skirt")}
-    groups = {name: g for name, g in groups.items() if g.stop > g.start}
-    result["vertices"] = {name: g.stop - g.start for name, g in groups.items()}
+        garment, skirt = parts["garment"], parts["skirt"]  # old datasets lack "clothing"
+        groups["clothing"] = parts.get("clothing", torch.cat([garment, skirt]))
+        groups |= {"garment": garment, "skirt": skirt}
+    groups = {name: g for name, g in groups.items() if len(g) > 0}
+    result["vertices"] = {name: len(g) for name, g in groups.items()}
     for split in ("train", "test-within", "test-out"):
         transforms, posed = split_arrays(dataset, split)
         if len(transforms) == 0:

@@ -37,7 +37,7 @@ COLUMNS = (
 
 def _part(report: dict, part: str, key: str) -> float | None:
     block = report.get("per_part") or {}
-    block = block.get("summary", block)
+    block = block.get("parts", block)
     return (block.get(part) or {}).get(key)
 
 

@@ -189,6 +189,7 @@ def test_scan_in_millimetres_on_disk_is_reported(tmp_path: Path) -> None:
         load_dataset(root).scan(0)
 
 
+<<<<<<< HEAD
 @pytest.mark.parametrize("key", ["prior", "correspondence", "body_params", "scan"])
 @pytest.mark.parametrize(
     "value", ["/etc/passwd", "../outside.npz", "sub/../../x.npz", "C:\\\\x.npz", ""]
@@ -205,3 +206,77 @@ def test_manifest_paths_stay_inside_the_dataset(tmp_path: Path, key: str, value:
     (root / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="inside the dataset folder"):
         load_dataset(root)
+=======
+def test_correspondence_parts_round_trip_and_survive_split_views(tmp_path: Path) -> None:
+    skeleton = chain_skeleton(2)
+    base = sphere()
+    n = base.num_vertices
+    scattered = np.array([5, 3, 40, 41, 42, n - 1])  # any order: stored sorted, as runs
+    with DatasetWriter(tmp_path / "d", "x", skeleton) as writer:
+        writer.add_frame("a", sphere(), frame_transforms(2, 0.0), "walk")
+        writer.add_frame("b", sphere(), frame_transforms(2, 0.0), "walk")
+        writer.set_splits({"train": ["a"], "test-within": ["b"]})
+        parts = {"lower": np.arange(10), "all": np.arange(n), "bits": scattered, "none": []}
+        writer.set_correspondence(base.vertices, base.faces, np.stack([base.vertices] * 2), parts)
+        dataset = writer.finish()
+    manifest = json.loads((tmp_path / "d" / MANIFEST).read_text())
+    assert manifest["info"]["correspondence_parts"] == {
+        "lower": [0, 10],
+        "all": [0, n],
+        "bits": [[3, 4], [5, 6], [40, 43], [n - 1, n]],
+        "none": [0, 0],
+    }
+    for loaded in (dataset, load_dataset(tmp_path / "d"), dataset.split("test-within")):
+        got = loaded.correspondence.parts
+        assert set(got) == {"lower", "all", "bits", "none"}
+        assert got["lower"].tolist() == list(range(10)) and len(got["all"]) == n
+        assert got["bits"].tolist() == sorted(scattered.tolist()) and len(got["none"]) == 0
+
+
+def test_correspondence_parts_are_validated(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_dataset(root)  # a dataset without parts (as older datasets are) loads with none
+    assert load_dataset(root).correspondence.parts == {}
+    n = load_dataset(root).correspondence.canonical_vertices.shape[0]
+    manifest = json.loads((root / MANIFEST).read_text())
+
+    def with_parts(value: object) -> None:
+        _edit_manifest(root, info={**manifest["info"], "correspondence_parts": value})
+
+    # The form older synthetic datasets wrote: one [start, stop) range per part, empty ones too.
+    with_parts({"body": [0, 100], "skirt": [n, n]})
+    parts = load_dataset(root).correspondence.parts
+    assert parts["body"].tolist() == list(range(100)) and len(parts["skirt"]) == 0
+    with_parts({"body": [0, n + 1]})
+    with pytest.raises(DataError, match=f"{MANIFEST}.*'body'.*{n} vertices"):
+        load_dataset(root)
+    with_parts({"body": [[0, 3], [5, -1]]})
+    with pytest.raises(DataError, match="0 <= start <= stop"):
+        load_dataset(root)
+    with_parts({"body": [0.0, 3.0]})
+    with pytest.raises(DataError, match="integer ranges"):
+        load_dataset(root)
+    with_parts({"bad name!": [0, 3]})
+    with pytest.raises(DataError, match="not allowed"):
+        load_dataset(root)
+    with_parts(["body"])
+    with pytest.raises(DataError, match="must map part names"):
+        load_dataset(root)
+    _edit_manifest(root, correspondence=None, info={"correspondence_parts": {"body": [0, 3]}})
+    with pytest.raises(DataError, match="has none"):
+        load_dataset(root)
+
+
+def test_writer_rejects_bad_parts(tmp_path: Path) -> None:
+    base = sphere()
+    with DatasetWriter(tmp_path / "d", "x", chain_skeleton(2)) as writer:
+        with pytest.raises(DataError, match="'skirt' has vertex indices.*vertices"):
+            writer.set_correspondence(
+                base.vertices, base.faces, base.vertices[None], {"skirt": [0, base.num_vertices]}
+            )
+    info = {"correspondence_parts": {"a": [0, 1]}}
+    with DatasetWriter(tmp_path / "d", "x", chain_skeleton(2), info=info) as writer:
+        with pytest.raises(DataError, match="pass the parts once"):
+            writer.set_correspondence(base.vertices, base.faces, base.vertices[None], {"a": [0]})
+    assert list(tmp_path.iterdir()) == []
+>>>>>>> issue8eval

@@ -1,5 +1,6 @@
 """The animatable model (INS and baselines) on a small constructed dataset, end to end on CPU."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -143,6 +144,21 @@ def test_train_extract_repose_eval_end_to_end(toy_data, tmp_path, method: str) -
         assert 0.0 <= report["summary"][key] <= 1.0
     assert report["summary"]["chamfer_cm"] > 0
     assert (report["correspondence"] is None) == (method == "snarf")
+    # Per part (the toy data labels "lower" and "all"): only for methods that keep their vertices.
+    assert (report["per_part"] is None) == (method == "snarf")
+    written = (run / "eval" / "test-within" / "metrics.json").read_text()
+    json.loads(written, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+    if report["per_part"] is not None:
+        parts = report["per_part"]["parts"]
+        assert set(parts) == {"lower", "all"}
+        num_vertices = load_mesh(run / "canonical.ply").num_vertices
+        assert parts["all"]["vertices"] == num_vertices
+        assert 0 < parts["lower"]["vertices"] < num_vertices
+        assert parts["all"]["correspondence_mean_cm"] == pytest.approx(
+            report["correspondence"]["mean_cm"]
+        )
+        assert set(report["per_frame"][0]["per_part"]) == {"lower", "all"}
+        assert "| lower |" in (run / "eval" / "test-within" / "metrics.md").read_text()
 
 
 def test_resume_continues_and_refuses_to_overwrite(toy_data, tmp_path) -> None:

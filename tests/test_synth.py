@@ -163,8 +163,17 @@ def test_correspondence_truth_is_the_outfit_under_the_frame_transforms(datasets,
         posed = dress(clothes, dataset.transforms.double())[:, used].float()
         torch.testing.assert_close(posed, truth.posed_vertices, atol=2e-4, rtol=0)
         # Exposed body vertices are plain LBS with the body prior's weights.
-        start, stop = dataset.info["correspondence_parts"]["body"]
-        canonical = truth.canonical_vertices[start:stop]
+        # The labelled parts: body, garment, skirt in that order, "clothing" = garment + skirt.
+        parts = truth.parts
+        sizes = [len(parts[name]) for name in ("body", "garment", "skirt")]
+        assert sum(sizes) == truth.canonical_vertices.shape[0] and sizes[0] > 0 and sizes[1] > 0
+        assert (sizes[2] > 0) == (outfit == "dress")
+        ordered = torch.cat([parts["body"], parts["garment"], parts["skirt"]])
+        assert torch.equal(ordered, torch.arange(sum(sizes)))
+        assert torch.equal(parts["clothing"], torch.cat([parts["garment"], parts["skirt"]]))
+        on_skirt = torch.from_numpy(used) >= clothes.num_vertices - clothes.part_sizes[2]
+        assert torch.equal(torch.nonzero(on_skirt).flatten(), parts["skirt"])
+        canonical = truth.canonical_vertices[parts["body"]]
         prior_index = torch.cdist(canonical, dataset.prior.vertices).argmin(1)
         weights = dataset.prior.weights[prior_index]
         skinned = lbs(
@@ -172,7 +181,9 @@ def test_correspondence_truth_is_the_outfit_under_the_frame_transforms(datasets,
             weights.expand(len(dataset), -1, -1),
             dataset.transforms,
         )
-        torch.testing.assert_close(skinned, truth.posed_vertices[:, start:stop], atol=2e-5, rtol=0)
+        torch.testing.assert_close(
+            skinned, truth.posed_vertices[:, parts["body"]], atol=2e-5, rtol=0
+        )
 
 
 @pytest.mark.anny

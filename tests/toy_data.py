@@ -1,7 +1,8 @@
 """A small constructed dataset for model tests: a capsule 'limb' on a 3-bone chain that bends.
 
 The scans are the capsule skinned with its own smooth weights, so the ground truth is exactly what
-LBS can express and the correspondence truth is the skinned vertices.
+LBS can express and the correspondence truth is the skinned vertices, with two labelled parts:
+``lower`` (below the middle joint) and ``all``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def make_toy_dataset(out: Path) -> Path:
                 motions[i],
             )
         writer.set_splits({"train": ids[:6], "test-within": ids[6:8], "test-out": ids[8:]})
-        writer.set_correspondence(vertices, faces, posed.numpy())
+        parts = {"lower": np.flatnonzero(vertices[:, 1] < 0.5), "all": np.arange(len(vertices))}
+        writer.set_correspondence(vertices, faces, posed.numpy(), parts)
         writer.finish()
     return out

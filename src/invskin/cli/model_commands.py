@@ -158,7 +158,8 @@ class Repose:
 
 @dataclass
 class Eval:
-    """Evaluate a run on a test split (IoU, Chamfer, normals, F-score, correspondence error)."""
+    """Evaluate a run on a test split (IoU, Chamfer, normals, F-score, correspondence error; per
+    labelled part of the ground truth: correspondence error, Chamfer, stretch)."""
 
     run: Path
     """Run folder written by 'invskin train'."""
@@ -167,16 +168,18 @@ class Eval:
     split: str = "test-within"
     """test-within or test-out (or train)."""
     num_points: int = 100_000
-    """Points per IoU set and surface samples per mesh."""
+    """Points per IoU set and surface samples per mesh (a quarter of that for the part Chamfer)."""
     max_frames: int | None = None
     """Evaluate only the first frames of the split."""
     device: str = "cpu"
 
     def main(self) -> None:
-        from invskin.evaluation.evaluate import evaluate_run, markdown_table
+        from invskin.evaluation.evaluate import evaluate_run, markdown_table, per_part_table
 
         report = evaluate_run(
             self.run, self.data, self.split, self.num_points, self.max_frames, self.device
         )
         print(markdown_table([report]))
+        if report["per_part"] is not None:
+            print(per_part_table([report]))
         print(f"per-frame numbers: {Path(self.run) / 'eval' / self.split / 'metrics.json'}")

@@ -49,6 +49,9 @@ SCAN_FORMATS = ("ply", "obj")
 
 _FRAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_PART_NAME = _SPLIT_NAME
+#: Key of ``info`` in the manifest that names parts of the correspondence vertices.
+PARTS_KEY = "correspondence_parts"
 
 ArrayLike = np.ndarray | Tensor
 
@@ -85,14 +88,19 @@ class CorrespondenceTruth:
     """Ground-truth surface correspondences (synthetic data): one clothed mesh in every frame.
 
     ``posed_vertices[f]`` is the same surface as ``canonical_vertices`` in frame f (same faces).
+    ``parts`` (optional) names subsets of its vertices: part name -> sorted, unique int64 vertex
+    indices (parts may overlap, e.g. ``skirt`` inside ``clothing``; a part may be empty).
     """
 
     canonical_vertices: Float[Tensor, "v 3"]
     faces: Int[Tensor, "t 3"]
     posed_vertices: Float[Tensor, "f v 3"]
+    parts: dict[str, Int[Tensor, " n"]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problem = _mesh_problem(self.canonical_vertices, self.faces)
+        if problem is None:
+            problem = _parts_problem(self.parts, self.canonical_vertices.shape[0])
         if problem is None and self.posed_vertices.shape[1:] != self.canonical_vertices.shape:
             problem = (
                 f"posed vertices have shape {tuple(self.posed_vertices.shape)}, expected "
@@ -224,6 +232,69 @@ def _mesh_problem(vertices: Tensor, faces: Tensor) -> str | None:
     if faces.numel() and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
         return f"face indices out of range for {vertices.shape[0]} vertices"
     return None
+
+
+def _parts_problem(parts: Mapping[str, Tensor], num_vertices: int) -> str | None:
+    for name, indices in parts.items():
+        if not isinstance(name, str) or not _PART_NAME.match(name):
+            return f"part name {name!r} is not allowed (1-64 letters, digits, '_', '-')"
+        if indices.ndim != 1 or indices.dtype != torch.int64:
+            return f"part {name!r} must be a 1-D int64 tensor of vertex indices"
+        if indices.numel() and (indices.min() < 0 or indices.max() >= num_vertices):
+            return (
+                f"part {name!r} has vertex indices in [{int(indices.min())}, "
+                f"{int(indices.max())}] but the surface has {num_vertices} vertices"
+            )
+        if indices.numel() > 1 and not bool((indices[1:] > indices[:-1]).all()):
+            return f"part {name!r}: vertex indices must be sorted and unique"
+    return None
+
+
+def part_ranges(indices: ArrayLike) -> list[int] | list[list[int]]:
+    """Vertex indices as the manifest writes them: ``[start, stop)`` when they are one run,
+    else a list of ``[start, stop)`` runs (an empty part is ``[0, 0]``)."""
+    index = np.unique(_as_numpy(indices, np.int64).reshape(-1))
+    if len(index) == 0:
+        return [0, 0]
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = index[np.concatenate([[0], breaks])]
+    stops = index[np.concatenate([breaks - 1, [len(index) - 1]])] + 1
+    runs = [[int(a), int(b)] for a, b in zip(starts, stops)]
+    return runs[0] if len(runs) == 1 else runs
+
+
+def parse_parts(value: Any, num_vertices: int, where: str) -> dict[str, Tensor]:
+    """Read ``info.correspondence_parts`` (see ``docs/data-format.md``) into index tensors.
+
+    ``value`` maps a part name to one ``[start, stop)`` range or a list of such ranges; raises
+    :class:`DataError` (prefixed with ``where``) for anything else or for indices out of range.
+    """
+    fix = f"{where}: info.{PARTS_KEY}"
+    if not isinstance(value, dict):
+        raise DataError(f"{fix} must map part names to [start, stop) vertex ranges")
+    parts = {}
+    for name, ranges in value.items():
+        if not isinstance(name, str) or not _PART_NAME.match(name):
+            raise DataError(f"{fix}: part name {name!r} is not allowed (letters, digits, _, -)")
+        if isinstance(ranges, list) and len(ranges) == 2 and all(type(x) is int for x in ranges):
+            ranges = [ranges]
+        if not isinstance(ranges, list) or not all(
+            isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r) for r in ranges
+        ):
+            raise DataError(
+                f"{fix}: part {name!r} must be [start, stop] or a list of [start, stop] integer "
+                f"ranges, got {ranges!r}"
+            )
+        for start, stop in ranges:
+            if not 0 <= start <= stop <= num_vertices:
+                raise DataError(
+                    f"{fix}: part {name!r} has the range [{start}, {stop}) but the correspondence "
+                    f"surface has {num_vertices} vertices (need 0 <= start <= stop <= "
+                    f"{num_vertices}); re-create the dataset"
+                )
+        index = np.unique(np.concatenate([np.arange(a, b) for a, b in ranges] or [[]]))
+        parts[name] = torch.from_numpy(index.astype(np.int64))
+    return parts
 
 
 def scan_problem(mesh: TriMesh) -> str | None:
@@ -398,13 +469,30 @@ class DatasetWriter:
         self._splits = {name: list(ids) for name, ids in splits.items()}
 
     def set_correspondence(
-        self, canonical_vertices: ArrayLike, faces: ArrayLike, posed_vertices: ArrayLike
+        self,
+        canonical_vertices: ArrayLike,
+        faces: ArrayLike,
+        posed_vertices: ArrayLike,
+        parts: Mapping[str, ArrayLike | Sequence[int]] | None = None,
     ) -> None:
-        """Ground-truth correspondences; ``posed_vertices`` (F, V, 3) follows the order of frames added."""
+        """Ground-truth correspondences; ``posed_vertices`` (F, V, 3) follows the order of frames added.
+
+        ``parts`` optionally names subsets of the vertices (part name -> vertex indices, any order;
+        parts may overlap); they are written to the manifest as ``info.correspondence_parts``.
+        """
+        if parts is not None and PARTS_KEY in self.info:
+            raise DataError(
+                f"info already holds {PARTS_KEY!r}; pass the parts once (to set_correspondence)"
+            )
+        index = {}
+        for name, value in (parts or {}).items():
+            value = value.detach().cpu().numpy() if isinstance(value, Tensor) else value
+            index[name] = torch.from_numpy(np.unique(np.asarray(value, dtype=np.int64)))
         self._correspondence = CorrespondenceTruth(
             canonical_vertices=torch.from_numpy(_as_numpy(canonical_vertices, np.float32)),
             faces=torch.from_numpy(_as_numpy(faces, np.int64)),
             posed_vertices=torch.from_numpy(_as_numpy(posed_vertices, np.float32)),
+            parts=index,
         )
 
     def set_body_params(self, **arrays: ArrayLike) -> None:
@@ -477,6 +565,9 @@ class DatasetWriter:
             "body_params": BODY_PARAMS_FILE if self._body_params is not None else None,
             "info": self.info,
         }
+        if self._correspondence is not None and self._correspondence.parts:
+            parts = {k: part_ranges(v) for k, v in self._correspondence.parts.items()}
+            manifest["info"] = {**self.info, PARTS_KEY: parts}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
@@ -604,6 +695,7 @@ def load_dataset(path: Path | str) -> Dataset:
             raise DataError(f"{prior_path}: {error}; re-create the dataset") from error
 
     correspondence = None
+    info = manifest["info"] if isinstance(manifest["info"], dict) else {}
     if manifest["correspondence"] is not None:
         corr_path = root / manifest["correspondence"]
         arrays_c = _load_npz(
@@ -625,6 +717,16 @@ def load_dataset(path: Path | str) -> Dataset:
             )
         except DataError as error:
             raise DataError(f"{corr_path}: {error}; re-create the dataset") from error
+        if PARTS_KEY in info:
+            parts = parse_parts(
+                info[PARTS_KEY], correspondence.canonical_vertices.shape[0], str(manifest_path)
+            )
+            correspondence = replace(correspondence, parts=parts)
+    elif PARTS_KEY in info:
+        raise DataError(
+            f"{manifest_path}: info.{PARTS_KEY} names parts of the correspondence surface but "
+            "the dataset has none ('correspondence' is null); remove the key or add the file"
+        )
 
     if manifest["body_params"] is not None and not (root / manifest["body_params"]).is_file():
         raise DataError(

@@ -203,14 +203,13 @@ def generate(
             "train": list(settings.train_motions),
             "test-out": list(settings.test_out_motions),
         },
-        # The correspondence vertices are ordered body, garment, skirt: [start, stop) of each.
-        "correspondence_parts": {
-            name: [int(a), int(b)]
-            for name, a, b in zip(
-                ("body", "garment", "skirt"), np.cumsum([0, *counts[:-1]]), np.cumsum(counts)
-            )
-        },
     }
+    # The correspondence vertices are ordered body, garment, skirt; "clothing" is garment + skirt.
+    starts, stops = np.cumsum([0, *counts[:-1]]), np.cumsum(counts)
+    parts = {
+        name: np.arange(a, b) for name, a, b in zip(("body", "garment", "skirt"), starts, stops)
+    }
+    parts["clothing"] = np.arange(starts[1], stops[2])
     posed_truth = np.empty((len(frames), truth.num_vertices, 3), dtype=np.float32)
     scan_faces = []
     with DatasetWriter(
@@ -233,7 +232,7 @@ def generate(
         for frame_id, _, split in frames:
             splits[split].append(frame_id)
         writer.set_splits(splits)
-        writer.set_correspondence(truth.vertices, truth.faces, posed_truth)
+        writer.set_correspondence(truth.vertices, truth.faces, posed_truth, parts)
         writer.set_body_params(
             local_rotations=rotations.float().numpy(), root_translation=translations.float().numpy()
         )
