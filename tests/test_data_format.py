@@ -189,7 +189,6 @@ def test_scan_in_millimetres_on_disk_is_reported(tmp_path: Path) -> None:
         load_dataset(root).scan(0)
 
 
-<<<<<<< HEAD
 @pytest.mark.parametrize("key", ["prior", "correspondence", "body_params", "scan"])
 @pytest.mark.parametrize(
     "value", ["/etc/passwd", "../outside.npz", "sub/../../x.npz", "C:\\\\x.npz", ""]
@@ -206,7 +205,8 @@ def test_manifest_paths_stay_inside_the_dataset(tmp_path: Path, key: str, value:
     (root / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="inside the dataset folder"):
         load_dataset(root)
-=======
+
+
 def test_correspondence_parts_round_trip_and_survive_split_views(tmp_path: Path) -> None:
     skeleton = chain_skeleton(2)
     base = sphere()
@@ -279,4 +279,3 @@ def test_writer_rejects_bad_parts(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="pass the parts once"):
             writer.set_correspondence(base.vertices, base.faces, base.vertices[None], {"a": [0]})
     assert list(tmp_path.iterdir()) == []
->>>>>>> issue8eval
