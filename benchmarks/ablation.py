@@ -21,7 +21,6 @@ from invskin.training.run import train_run
 from invskin.training.schedule import LossWeights, Ramp
 
 
-# Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
 def _fold_after_warmup(total: int) -> Ramp:
     """The LBS fold hinge off while the shape settles (first 30%), then up to 10."""
     return Ramp(0.0, 10.0, begin=int(0.3 * total), finish=total)
@@ -40,12 +39,25 @@ V2: dict[str, Any] = {
 
 DIFFUSED: dict[str, Any] = {"prior": "diffused", "prior_grid": (36, 48, 24), "prior_radius": 0.05}
 
+# The cpu-quick preset of the previous round (before the changes of issue 8).
+OLD: dict[str, Any] = {
+    "skinning_residual": False,
+    "prior": "nearest",
+    "prior_grid": (),
+    "pin_frame": "root",
+    "pin_blocks": 2,
+    "losses": {"lbs_fold": Ramp(10.0, 10.0)},
+}
+
+# Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
-    "v2": V2,
-    "diffused": DIFFUSED,
-    "v3": {**V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},
-    "v3-disp1": {**V2, **DIFFUSED},
+    "old": OLD,
+    # The steps from the old preset to the new one (issue 8), each run as its own variant:
+    "v2": {**OLD, **V2},
+    "diffused": {**OLD, **DIFFUSED},
+    "v3": {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},  # = the preset
+    "v3-disp1": {**OLD, **V2, **DIFFUSED},
 }
 
 

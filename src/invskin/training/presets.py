@@ -29,14 +29,25 @@ class Preset:
     """Default marching-cubes resolution of ``invskin extract``."""
 
 
+SKINNING_AND_PINS = {
+    "skinning_residual": True,
+    "prior": "diffused",
+    "prior_radius": 0.05,
+    "pin_frame": "heading",
+}
+"""What every preset shares (docs/method.md, "Skinning weights" and "The PINs' frame"): a learned
+residual on the diffused body prior's logits, and PINs in the heading frame."""
+
+
 def loss_weights(steps: int) -> LossWeights:
-    """Occupancy throughout; skinning prior and bone occupancy fade out over the first 30%."""
+    """Occupancy throughout; skinning prior and bone occupancy fade out over the first 30%; the
+    LBS fold hinge is off over those 30% (while the shape settles) and rises to 10 by the end."""
     warm = max(1, int(0.3 * steps))
     return LossWeights(
         {
             "occupancy": Ramp(1.0, 1.0),
             "skinning_prior": Ramp(1.0, 0.01, begin=0, finish=warm),
-            "lbs_fold": Ramp(10.0, 10.0),
+            "lbs_fold": Ramp(0.0, 10.0, begin=warm, finish=steps),
             "bone_occupancy": Ramp(1.0, 0.0, begin=0, finish=warm),
             # Mean squared displacement in m^2: weight 10 makes a 3 cm shift cost ~0.01.
             "pin_c_displacement": Ramp(10.0, 10.0),
@@ -49,7 +60,9 @@ def make_preset(name: str, method: str, steps: int | None = None, seed: int = 0)
     """The preset ``name`` for ``method``; ``steps`` overrides the preset's step count."""
     if name == "cpu-quick":
         model = ModelConfig(
-            pin_blocks=2,
+            **SKINNING_AND_PINS,
+            prior_grid=(36, 48, 24),
+            pin_blocks=3,
             pin_width=48,
             pin_pose_dim=8,
             skinning_width=48,
@@ -62,6 +75,7 @@ def make_preset(name: str, method: str, steps: int | None = None, seed: int = 0)
         prior_fit, resolution = 200, 160
     elif name == "gpu":
         model = ModelConfig(
+            **SKINNING_AND_PINS,
             pin_blocks=4,
             pin_width=128,
             pin_pose_dim=16,
@@ -75,6 +89,7 @@ def make_preset(name: str, method: str, steps: int | None = None, seed: int = 0)
         prior_fit, resolution = 2000, 256
     elif name == "tiny":
         model = ModelConfig(
+            **SKINNING_AND_PINS,
             pin_blocks=1,
             pin_width=16,
             pin_pose_dim=4,
