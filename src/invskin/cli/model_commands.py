@@ -76,8 +76,14 @@ class Extract:
         )
 
 
-def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]:
-    """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file."""
+def read_poses(
+    poses: Path, split: str | None, skeleton=None, mapping: Path | None = None
+) -> tuple[torch.Tensor, list[str]]:
+    """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file.
+
+    Given the run's ``skeleton``, a file may also be a motion (AMASS npz, BVH, glTF animation),
+    retargeted onto it by :func:`invskin.motion.load_motion` (through the JSON ``mapping``).
+    """
     poses = Path(poses)
     if poses.is_dir():
         from invskin.data.format import load_dataset
@@ -88,6 +94,11 @@ def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]
         return dataset.transforms.float(), list(dataset.frame_ids)
     if not poses.exists():
         raise FileNotFoundError(f"poses file {poses} does not exist")
+    if skeleton is not None:
+        from invskin.motion import load_motion
+
+        transforms = load_motion(poses, skeleton, mapping)
+        return transforms, [f"frame_{i:04d}" for i in range(len(transforms))]
     if poses.suffix == ".npz":
         with np.load(poses) as data:
             if "transforms" not in data:
@@ -112,19 +123,23 @@ class Repose:
     run: Path
     """Run folder written by 'invskin train'."""
     poses: Path
-    """A dataset folder (its frames, or one --split) or an .npz with 'transforms' (F, J, 4, 4)."""
+    """A dataset folder (its frames, or one --split), an .npz/.npy with 'transforms' (F, J, 4, 4),
+    an AMASS/SMPL .npz ('poses', 'trans'), a .bvh or a .glb/.gltf animation."""
     out: Path
     """Output folder for the meshes, animation.glb and timing.json."""
     split: str | None = None
     """With a dataset folder: only this split's frames."""
+    mapping: Path | None = None
+    """JSON bone mapping {"bones": {run_bone: motion_bone}} for motions of another rig."""
     batch: int = 16
     """Frames reposed at once."""
     device: str = "cpu"
 
     def main(self) -> None:
+        from invskin.cli.io_commands import poses_for_run
         from invskin.models.pipeline import repose_run
 
-        transforms, names = read_poses(self.poses, self.split)
+        transforms, names = poses_for_run(self.run, self.poses, self.split, self.mapping)
         result = repose_run(self.run, transforms, self.out, names, self.batch, device=self.device)
         print(
             f"{len(result.mesh_files)} meshes in {result.out_dir} "

@@ -108,7 +108,8 @@ def corrective_targets(
 
     Returns ``(targets, frame_weights, explained)``: the top-K right singular vectors of the
     (F, 3V) matrix of canonical-space residuals, scaled so their weights are the left singular
-    vectors times the singular values (K = min(max_targets, F, rank)).
+    vectors times the singular values (K = min(max_targets, F, numerical rank), singular values
+    under 1e-4 of the largest counting as zero).
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     blend = blended_transforms(joints, weights, transforms)
@@ -129,7 +130,8 @@ def corrective_targets(
             1.0,
         )
     u, s, vt = np.linalg.svd(residual, full_matrices=False)
-    k = int(min(max_targets, int((s > s[0] * 1e-7).sum())))
+    # Numerical rank: components under 1e-4 of the largest are float32 rounding of the weights.
+    k = int(min(max_targets, int((s > s[0] * 1e-4).sum())))
     targets = vt[:k].reshape(k, len(vertices), 3)
     frame_weights = u[:, :k] * s[:k]
     explained = float((s[:k] ** 2).sum() / total)
@@ -451,11 +453,10 @@ def read_skinned_glb(path: Path) -> SkinnedGlb:
     rotation = np.zeros((num_frames, len(skin.joints), 4), np.float32)
     translation[:] = [gltf.nodes[n].translation or [0, 0, 0] for n in skin.joints]
     rotation[:] = [gltf.nodes[n].rotation or [0, 0, 0, 1] for n in skin.joints]
-    targets = np.stack(
-        [read_accessor(gltf, blob, t["POSITION"]) for t in prim.targets or []]
-        or [np.zeros((0, 3), np.float32)]
-    )
-    targets = targets if prim.targets else targets[:0]
+    vertices = read_accessor(gltf, blob, attrs.POSITION)
+    targets = np.zeros((0, len(vertices), 3), np.float32)
+    if prim.targets:
+        targets = np.stack([read_accessor(gltf, blob, t["POSITION"]) for t in prim.targets])
     target_weights = np.zeros((num_frames, len(targets)), np.float32)
     for channel in anim.channels:
         values = read_accessor(gltf, blob, anim.samplers[channel.sampler].output)
@@ -466,7 +467,7 @@ def read_skinned_glb(path: Path) -> SkinnedGlb:
         elif channel.target.path == "rotation":
             rotation[:, joint_index[channel.target.node]] = values
     return SkinnedGlb(
-        vertices=read_accessor(gltf, blob, attrs.POSITION),
+        vertices=vertices,
         faces=read_accessor(gltf, blob, prim.indices).reshape(-1, 3).astype(np.int64),
         joints=read_accessor(gltf, blob, attrs.JOINTS_0).astype(np.int64),
         weights=read_accessor(gltf, blob, attrs.WEIGHTS_0),
