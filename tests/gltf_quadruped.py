@@ -117,7 +117,7 @@ def _animation(kind: str, frames: int) -> dict[str, np.ndarray]:
     else:
         for name in ("tail_1", "tail_2", "tail_3"):
             axis = np.linalg.inv(_bind_world()[NAMES.index(name), :3, :3]) @ np.array([0.0, 1, 0])
-            rot[name] = (0.6 * np.sin(2 * t))[:, None] * axis
+            rot[name] = (0.6 * np.sin(2 * t + 0.5))[:, None] * axis
         rot["head"][:, 1] = 0.5 * np.sin(t)
         shift = np.zeros((frames, 3))
     return {"rotations": np.stack([rot[n] for n in NAMES], 1), "shift": shift}
@@ -166,7 +166,7 @@ def write_quadruped_glb(path: Path, walk_frames: int = 12, wag_frames: int = 8) 
     ibm = add(inverse_bind.swapaxes(-1, -2).astype(np.float32), "MAT4", FLOAT)
 
     nodes: list[pygltflib.Node] = [None] * num  # type: ignore[list-item]
-    for j, (name, parent, _, _) in enumerate(BONES):
+    for j, (name, _parent, _, _) in enumerate(BONES):
         quat = Rotation.from_matrix(local[j, :3, :3]).as_quat()  # x, y, z, w
         children = [node_of[c] for c, b in enumerate(BONES) if b[1] == name]
         nodes[node_of[j]] = pygltflib.Node(

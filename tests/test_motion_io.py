@@ -130,3 +130,24 @@ def test_plain_transform_arrays_pass_through(tmp_path) -> None:
     np.save(tmp_path / "wrong.npy", transforms[:, :2])
     with pytest.raises(DataError, match="skeleton has 3 bones"):
         load_motion(tmp_path / "wrong.npy", toy_skeleton())
+
+
+def test_amass_rest_posture_through_a_mapping_file(tmp_path) -> None:
+    """Without a mapping file an SMPL rig's T-pose frames are axis-aligned (SMPL's convention);
+    a mapping file says the rigs' rest postures match unless it sets "rest": "identity"."""
+    model = SMPLModel.load(write_fake_smpl(tmp_path / "SMPL_NEUTRAL.npz"))
+    skeleton = model.skeleton()
+    np.savez(tmp_path / "zero.npz", poses=np.zeros((2, 72)), trans=np.zeros((2, 3)))
+    names = {name: name for name in skeleton.names}
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"bones": names}))
+    turned = torch.from_numpy(Z_UP_TO_Y_UP).float()
+    canonical_rest = load_motion(tmp_path / "zero.npz", skeleton, mapping)
+    assert torch.allclose(canonical_rest, turned.expand_as(canonical_rest), atol=1e-5)
+    mapping.write_text(json.dumps({"bones": names, "rest": "identity"}))
+    identity_rest = load_motion(tmp_path / "zero.npz", skeleton, mapping)
+    assert torch.allclose(identity_rest, load_motion(tmp_path / "zero.npz", skeleton), atol=1e-6)
+    assert not torch.allclose(identity_rest, canonical_rest, atol=1e-2)  # legs leave the star pose
+    mapping.write_text(json.dumps({"bones": names, "rest": "tpose"}))
+    with pytest.raises(DataError, match="'rest' must be"):
+        load_motion(tmp_path / "zero.npz", skeleton, mapping)

@@ -56,7 +56,8 @@ class Motion:
     fps: float
     source: str
     rest_kind: RestKind = "canonical"
-    """Which target pose matches the source's rest posture (module docstring)."""
+    """Which target pose matches the source's rest posture without a mapping file (a mapping
+    file's ``rest`` decides otherwise; module docstring)."""
     scale: float | None = None
     """Source-to-target scale of the root translation; ``None``: the ratio of rest heights."""
 
@@ -87,7 +88,9 @@ class BoneMapping:
 
     ``bones``: target bones listed with ``null``, or not listed, stay in the canonical pose; without
     a mapping file, bones are matched by name. ``up``: the source's up axis (overrides the format's
-    default). ``scale``: root-translation scale (``auto``: ratio of rest heights).
+    default). ``scale``: root-translation scale (``auto``: ratio of rest heights). ``rest``: which
+    target pose matches the source's rest posture, ``canonical`` (the default with a mapping file)
+    or ``identity`` (bone frames axis-aligned in the rest posture, as SMPL's).
     """
 
     bones: dict[str, str | None] = field(default_factory=dict)
@@ -95,6 +98,7 @@ class BoneMapping:
     scale: float | None = None
     translation: bool = True
     path: str = ""
+    rest: RestKind = "canonical"
 
     @classmethod
     def load(cls, path: Path | str) -> BoneMapping:
@@ -108,11 +112,14 @@ class BoneMapping:
             raise DataError(f"{path} is not valid JSON ({error}); write e.g. {example}") from None
         if not isinstance(data, dict) or not isinstance(data.get("bones"), dict):
             raise DataError(f"{path}: needs a 'bones' object {{target: source}}, e.g. {example}")
-        unknown = sorted(set(data) - {"bones", "up", "scale", "translation"})
+        unknown = sorted(set(data) - {"bones", "up", "scale", "translation", "rest"})
         if unknown:
             raise DataError(
-                f"{path}: unknown keys {unknown}; allowed: bones, up, scale, translation"
+                f"{path}: unknown keys {unknown}; allowed: bones, up, scale, translation, rest"
             )
+        rest = data.get("rest", "canonical")
+        if rest not in ("canonical", "identity"):
+            raise DataError(f"{path}: 'rest' must be 'canonical' or 'identity', got {rest!r}")
         bones = data["bones"]
         if not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in bones.items()
@@ -129,7 +136,8 @@ class BoneMapping:
         translation = data.get("translation", True)
         if not isinstance(translation, bool):
             raise DataError(f"{path}: 'translation' must be true or false")
-        return cls(dict(bones), up, None if scale is None else float(scale), translation, str(path))
+        scale = None if scale is None else float(scale)
+        return cls(dict(bones), up, scale, translation, str(path), rest)
 
 
 def normalise_name(name: str) -> str:
@@ -190,13 +198,14 @@ def rest_height(joints: np.ndarray) -> float:
 def retarget(motion: Motion, skeleton: Skeleton, mapping: BoneMapping | None = None) -> np.ndarray:
     """Canonical-to-posed transforms (F, J, 4, 4) float64 of ``skeleton`` following ``motion``."""
     matched = match_bones(skeleton.names, motion.names, mapping, motion.source)
+    rest_kind = mapping.rest if mapping is not None else motion.rest_kind
     canonical = skeleton.canonical.double().numpy()
     rest_rot = _rotation(motion.rest)
     frame_rot = _rotation(motion.world)
     delta = frame_rot @ rest_rot.swapaxes(-1, -2)  # (F, S, 3, 3)
     target_rest = (
         np.broadcast_to(np.eye(3), canonical[:, :3, :3].shape)
-        if motion.rest_kind == "identity"
+        if rest_kind == "identity"
         else canonical[:, :3, :3]
     )
     num_frames = motion.num_frames
@@ -244,6 +253,13 @@ def as_mapping(mapping: BoneMapping | Path | str | Mapping[str, Any] | None) -> 
     if mapping is None or isinstance(mapping, BoneMapping):
         return mapping
     if isinstance(mapping, Mapping):
-        bones = mapping.get("bones", {})
-        return BoneMapping(dict(bones), mapping.get("up"), mapping.get("scale"), True, "mapping")
+        scale = mapping.get("scale")
+        return BoneMapping(
+            dict(mapping.get("bones", {})),
+            mapping.get("up"),
+            None if scale in (None, "auto") else float(scale),
+            bool(mapping.get("translation", True)),
+            "mapping",
+            mapping.get("rest", "canonical"),
+        )
     return BoneMapping.load(mapping)
