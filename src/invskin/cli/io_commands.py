@@ -32,6 +32,18 @@ def poses_for_run(
     return read_poses(poses, split, run_skeleton(run), mapping)
 
 
+def _convert(convert, *args, **kwargs):
+    """Run a converter; its per-frame error names the command-line option, not the keyword."""
+    from invskin.cli.common import CommandError
+    from invskin.data.loaders import ConversionError
+
+    try:
+        return convert(*args, **kwargs)
+    except ConversionError as error:
+        message = str(error).replace("pass skip_bad_frames=True", "pass --skip-bad-frames")
+        raise CommandError(message) from None
+
+
 def _dataset_summary(dataset) -> str:
     sizes = ", ".join(f"{name} {len(ids)}" for name, ids in dataset.splits.items())
     return (
@@ -62,7 +74,8 @@ class ImportCape:
     def main(self) -> None:
         from invskin.data.loaders import convert_cape
 
-        dataset = convert_cape(
+        dataset = _convert(
+            convert_cape,
             self.src,
             self.out,
             self.smpl,
@@ -97,7 +110,8 @@ class ImportClothSeq:
     def main(self) -> None:
         from invskin.data.loaders import convert_clothseq
 
-        dataset = convert_clothseq(
+        dataset = _convert(
+            convert_clothseq,
             self.src,
             self.out,
             self.smpl,
@@ -123,8 +137,12 @@ class ImportFolder:
     def main(self) -> None:
         from invskin.data.loaders import convert_folder
 
-        dataset = convert_folder(
-            self.src, self.out, units=self.units, skip_bad_frames=self.skip_bad_frames
+        dataset = _convert(
+            convert_folder,
+            self.src,
+            self.out,
+            units=self.units,
+            skip_bad_frames=self.skip_bad_frames,
         )
         print(_dataset_summary(dataset))
 
@@ -154,7 +172,8 @@ class ImportGltf:
     def main(self) -> None:
         from invskin.data.loaders.gltf import convert_gltf
 
-        dataset = convert_gltf(
+        dataset = _convert(
+            convert_gltf,
             self.src,
             self.out,
             animations=self.animations,
