@@ -50,3 +50,29 @@ def test_import_folder_and_its_errors(tmp_path, capsys) -> None:
     main(["import", "folder", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "data"),
           "--skip-bad-frames"])  # fmt: skip
     assert len(load_dataset(tmp_path / "data")) == 3
+
+
+def test_import_gltf_with_own_scans_matched_by_frame(tmp_path, capsys) -> None:
+    from gltf_quadruped import write_quadruped_glb
+    from invskin.mesh.io import TriMesh, save_mesh
+
+    glb = write_quadruped_glb(tmp_path / "quadruped.glb")
+    main(["import", "gltf", "--src", str(glb), "--out", str(tmp_path / "skinned")])
+    skinned = load_dataset(tmp_path / "skinned")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for i, frame_id in enumerate(skinned.frame_ids):  # "own scans": in millimetres, by frame id
+        mesh = skinned.scan(i)
+        save_mesh(scans / f"{frame_id}.ply", TriMesh(mesh.vertices * 1000.0, mesh.faces))
+    main(["import", "gltf", "--src", str(glb), "--out", str(tmp_path / "own"),
+          "--scans", str(scans)])  # fmt: skip
+    own = load_dataset(tmp_path / "own")
+    assert own.frame_ids == skinned.frame_ids and own.correspondence is None
+    assert np.allclose(own.scan(3).vertices, skinned.scan(3).vertices, atol=1e-5)
+    (scans / f"{skinned.frame_ids[2]}.ply").unlink()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["import", "gltf", "--src", str(glb), "--out", str(tmp_path / "own"),
+              "--scans", str(scans)])  # fmt: skip
+    assert f"no scan {skinned.frame_ids[2]}.ply" in capsys.readouterr().err
+    assert len(load_dataset(tmp_path / "own")) == len(skinned)  # the good dataset is kept
