@@ -112,16 +112,18 @@ def corrective_targets(
     under 1e-4 of the largest counting as zero).
     """
     vertices = np.asarray(vertices, dtype=np.float64)
-    blend = blended_transforms(joints, weights, transforms)
-    rhs = np.asarray(posed, dtype=np.float64) - blend[..., :3, 3]
-    try:
-        unposed = np.linalg.solve(blend[..., :3, :3], rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError as error:
-        raise ValueError(
-            "a vertex's blended bone transform is singular in some frame; corrective targets "
-            "need invertible blends (check the bone transforms)"
-        ) from error
-    residual = (unposed - vertices[None]).reshape(len(posed), -1)
+    residual = np.zeros((len(posed), vertices.size))
+    for f in range(len(posed)):  # one frame at a time: (V, 4, 4) float64 blends
+        blend = blended_transforms(joints, weights, transforms[f : f + 1])[0]
+        rhs = np.asarray(posed[f], dtype=np.float64) - blend[:, :3, 3]
+        try:
+            unposed = np.linalg.solve(blend[:, :3, :3], rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError as error:
+            raise ValueError(
+                f"a vertex's blended bone transform is singular in frame {f}; corrective "
+                "targets need invertible blends (check the bone transforms)"
+            ) from error
+        residual[f] = (unposed - vertices).reshape(-1)
     total = float((residual**2).sum())
     if max_targets <= 0 or total == 0.0:
         return (
@@ -512,5 +514,8 @@ def pose_skinned_glb(glb: SkinnedGlb, correctives: bool = True) -> Float[np.ndar
     base = glb.vertices.astype(np.float64)[None].repeat(num_frames, 0)
     if correctives and len(glb.targets):
         base = base + np.einsum("fk,kvc->fvc", glb.target_weights, glb.targets)
-    blend = blended_transforms(glb.joints, glb.weights, skinning)
-    return np.einsum("fvab,fvb->fva", blend[..., :3, :3], base) + blend[..., :3, 3]
+    out = np.zeros_like(base)
+    for f in range(num_frames):  # one frame at a time: (V, 4, 4) float64 blends
+        blend = blended_transforms(glb.joints, glb.weights, skinning[f : f + 1])[0]
+        out[f] = np.einsum("vab,vb->va", blend[:, :3, :3], base[f]) + blend[:, :3, 3]
+    return out
