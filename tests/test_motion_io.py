@@ -151,3 +151,23 @@ def test_amass_rest_posture_through_a_mapping_file(tmp_path) -> None:
     mapping.write_text(json.dumps({"bones": names, "rest": "tpose"}))
     with pytest.raises(DataError, match="'rest' must be"):
         load_motion(tmp_path / "zero.npz", skeleton, mapping)
+
+
+def test_gltf_animation_from_glb_and_from_gltf_with_bin_match(tmp_path) -> None:
+    import pygltflib
+
+    from gltf_quadruped import NAMES, write_quadruped_glb
+    from invskin.motion.gltf_anim import read_gltf_motion
+
+    glb = write_quadruped_glb(tmp_path / "q.glb")
+    gltf = pygltflib.GLTF2().load(str(glb))
+    (tmp_path / "q.bin").write_bytes(gltf.binary_blob())
+    gltf.buffers[0].uri = "q.bin"
+    gltf._glb_data = None
+    gltf.save_json(str(tmp_path / "q.gltf"))
+    a, b = read_gltf_motion(glb), read_gltf_motion(tmp_path / "q.gltf")
+    assert sorted(a.names) == sorted(NAMES) and a.names == b.names
+    assert all(p < j for j, p in enumerate(a.parents))  # parents first, though the file is not
+    assert a.num_frames == 12 and np.allclose(a.world, b.world)
+    with pytest.raises(DataError, match="no animation 'run'"):
+        read_gltf_motion(glb, animation="run")
