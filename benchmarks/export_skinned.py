@@ -33,6 +33,16 @@ from invskin.export.browser import (
 from invskin.export.from_run import export_run
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -62,7 +72,7 @@ def main() -> None:
         "error_max_plain_mm": skinned.error_max_plain_m * 1000,
         "skinned_bytes": skinned.bytes,
         "morph_bytes": morph.bytes,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores",
     }
     if find_validator() is not None:
         report = validate_glb(skinned.path)["issues"]
