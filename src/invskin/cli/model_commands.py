@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from invskin.models.config import Method
+
+if TYPE_CHECKING:
+    from invskin.body import Skeleton
 
 Preset = Literal["cpu-quick", "gpu", "tiny"]
 
@@ -77,7 +80,7 @@ class Extract:
 
 
 def read_poses(
-    poses: Path, split: str | None, skeleton=None, mapping: Path | None = None
+    poses: Path, split: str | None, skeleton: Skeleton | None = None, mapping: Path | None = None
 ) -> tuple[torch.Tensor, list[str]]:
     """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file.
 
