@@ -25,10 +25,12 @@ def poses_for_run(
     """Bone transforms (F, J, 4, 4) and frame names for a run: a dataset folder, or a motion file
     (4x4 arrays, AMASS npz, BVH, glTF) retargeted onto the run's skeleton."""
     from invskin.cli.model_commands import read_poses
+    from invskin.motion import check_motion_file, is_motion_file
 
     poses = Path(poses)
-    if poses.is_dir():
-        return read_poses(poses, split)
+    if poses.is_dir() or not poses.is_file() or not is_motion_file(poses):
+        return read_poses(poses, split)  # a dataset or 4x4 arrays: checked without the run
+    check_motion_file(poses)  # a bad motion file is named before the run is needed
     return read_poses(poses, split, run_skeleton(run), mapping)
 
 

@@ -36,7 +36,15 @@ from invskin.motion.retarget import (
 
 MOTION_SUFFIXES = (".npy", ".npz", ".bvh", ".gltf", ".glb")
 
-__all__ = ["BoneMapping", "Motion", "load_motion", "read_motion", "retarget"]
+__all__ = [
+    "BoneMapping",
+    "Motion",
+    "check_motion_file",
+    "is_motion_file",
+    "load_motion",
+    "read_motion",
+    "retarget",
+]
 
 
 def read_motion(path: Path | str, skeleton: Skeleton, mapping: BoneMapping | None = None) -> Motion:
@@ -115,6 +123,34 @@ def load_motion(
     if not np.isfinite(transforms).all():
         raise DataError(f"{path}: retargeting gave NaN or infinite transforms")
     return torch.from_numpy(transforms).float()
+
+
+def is_motion_file(path: Path | str) -> bool:
+    """Whether ``path`` is a motion to retarget (BVH, glTF, SMPL-family npz), not 4x4 arrays."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".bvh", ".gltf", ".glb"):
+        return True
+    if suffix != ".npz":
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = set(data.files)
+    except (OSError, ValueError):
+        return False  # the plain-array reader reports the unreadable file
+    return "transforms" not in keys and bool(keys & {"poses", "root_orient"})
+
+
+def check_motion_file(path: Path | str) -> None:
+    """Read a motion file once (any skeleton) so a bad file fails before a run is loaded."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".bvh":
+        read_bvh(path)
+    elif suffix in (".gltf", ".glb"):
+        read_gltf_motion(path)
+    elif suffix == ".npz":
+        read_amass(path, np.zeros(3))
 
 
 def motion_fps(path: Path | str, default: float = 30.0) -> float:
