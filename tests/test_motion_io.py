@@ -171,3 +171,22 @@ def test_gltf_animation_from_glb_and_from_gltf_with_bin_match(tmp_path) -> None:
     assert a.num_frames == 12 and np.allclose(a.world, b.world)
     with pytest.raises(DataError, match="no animation 'run'"):
         read_gltf_motion(glb, animation="run")
+
+
+def test_amass_smplx_split_keys_equal_the_flat_poses(tmp_path) -> None:
+    model = SMPLModel.load(write_fake_smpl(tmp_path / "SMPL_NEUTRAL.npz"))
+    rng = np.random.default_rng(2)
+    poses = rng.normal(scale=0.3, size=(3, 165))
+    trans = rng.normal(scale=0.2, size=(3, 3))
+    np.savez(tmp_path / "flat.npz", poses=poses, trans=trans)
+    np.savez(
+        tmp_path / "split.npz",
+        root_orient=poses[:, :3],
+        pose_body=poses[:, 3:66],
+        pose_hand=poses[:, 75:],
+        trans=trans,
+        mocap_frame_rate=np.array(120.0),
+    )
+    flat = load_motion(tmp_path / "flat.npz", model.skeleton())
+    split = load_motion(tmp_path / "split.npz", model.skeleton())
+    assert torch.allclose(flat, split, atol=1e-6)
