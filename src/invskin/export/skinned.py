@@ -36,13 +36,17 @@ from jaxtyping import Float, Int
 from invskin.body.skeleton import Skeleton
 from invskin.fileio import atomic_path
 from invskin.geometry import local_from_world, matrix_to_quaternion
+from invskin.motion.gltf_anim import (
+    FLOAT,
+    UNSIGNED_BYTE,
+    UNSIGNED_INT,
+    UNSIGNED_SHORT,
+    quaternion_xyzw_to_matrix,
+    read_accessor,
+)
 
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
-FLOAT = 5126
-UNSIGNED_BYTE = 5121
-UNSIGNED_SHORT = 5123
-UNSIGNED_INT = 5125
 INFLUENCES = 4
 """Skinning weights kept per vertex (one ``JOINTS_0``/``WEIGHTS_0`` set)."""
 MAX_TARGETS = 8
@@ -406,36 +410,6 @@ class SkinnedGlb:
     target_weights: Float[np.ndarray, "f k"]
 
 
-def read_accessor(gltf: pygltflib.GLTF2, blob: bytes, index: int) -> np.ndarray:
-    """An accessor's data as a numpy array (tightly packed views; no sparse accessors)."""
-    acc = gltf.accessors[index]
-    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[acc.type]
-    dtype = {
-        FLOAT: np.float32,
-        UNSIGNED_BYTE: np.uint8,
-        UNSIGNED_SHORT: np.uint16,
-        UNSIGNED_INT: np.uint32,
-    }[acc.componentType]
-    if acc.bufferView is None:
-        raise ValueError(f"accessor {index} has no buffer view (sparse accessors are not read)")
-    view = gltf.bufferViews[acc.bufferView]
-    item = np.dtype(dtype).itemsize * width
-    stride = view.byteStride or item
-    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
-    if stride == item:
-        data = np.frombuffer(blob, dtype=dtype, count=acc.count * width, offset=start)
-    else:
-        rows = [
-            np.frombuffer(blob, dtype=dtype, count=width, offset=start + i * stride)
-            for i in range(acc.count)
-        ]
-        data = np.concatenate(rows) if rows else np.zeros(0, dtype)
-    data = data.reshape(acc.count, width) if width > 1 else data
-    if acc.normalized and dtype is not np.float32:
-        data = data.astype(np.float32) / np.iinfo(dtype).max
-    return data
-
-
 def read_skinned_glb(path: Path) -> SkinnedGlb:
     """Read back a GLB written by :func:`write_skinned_glb`."""
     gltf = pygltflib.GLTF2().load_binary(str(path))
@@ -482,21 +456,6 @@ def read_skinned_glb(path: Path) -> SkinnedGlb:
         rotation=rotation,
         targets=targets,
         target_weights=target_weights,
-    )
-
-
-def quaternion_xyzw_to_matrix(q: Float[np.ndarray, "*b 4"]) -> Float[np.ndarray, "*b 3 3"]:
-    """glTF unit quaternion ``x, y, z, w`` to a rotation matrix (float64)."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
     )
 
 

@@ -14,10 +14,60 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib
+from jaxtyping import Float
 
 from invskin.data.format import DataError
-from invskin.export.skinned import quaternion_xyzw_to_matrix, read_accessor
 from invskin.motion.retarget import Motion
+
+FLOAT = 5126
+UNSIGNED_BYTE = 5121
+UNSIGNED_SHORT = 5123
+UNSIGNED_INT = 5125
+
+
+def read_accessor(gltf: pygltflib.GLTF2, blob: bytes, index: int) -> np.ndarray:
+    """An accessor's data as a numpy array (tightly packed views; no sparse accessors)."""
+    acc = gltf.accessors[index]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[acc.type]
+    dtype = {
+        FLOAT: np.float32,
+        UNSIGNED_BYTE: np.uint8,
+        UNSIGNED_SHORT: np.uint16,
+        UNSIGNED_INT: np.uint32,
+    }[acc.componentType]
+    if acc.bufferView is None:
+        raise ValueError(f"accessor {index} has no buffer view (sparse accessors are not read)")
+    view = gltf.bufferViews[acc.bufferView]
+    item = np.dtype(dtype).itemsize * width
+    stride = view.byteStride or item
+    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
+    if stride == item:
+        data = np.frombuffer(blob, dtype=dtype, count=acc.count * width, offset=start)
+    else:
+        rows = [
+            np.frombuffer(blob, dtype=dtype, count=width, offset=start + i * stride)
+            for i in range(acc.count)
+        ]
+        data = np.concatenate(rows) if rows else np.zeros(0, dtype)
+    data = data.reshape(acc.count, width) if width > 1 else data
+    if acc.normalized and dtype is not np.float32:
+        data = data.astype(np.float32) / np.iinfo(dtype).max
+    return data
+
+
+def quaternion_xyzw_to_matrix(q: Float[np.ndarray, "*b 4"]) -> Float[np.ndarray, "*b 3 3"]:
+    """glTF unit quaternion ``x, y, z, w`` to a rotation matrix (float64)."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    x, y, z, w = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 @dataclass(frozen=True)
