@@ -12,9 +12,29 @@ def test_help_lists_every_subcommand(capsys) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("synth", "train", "extract", "repose", "eval", "demo", "bench"):
+    for name in (
+        "synth",
+        "train",
+        "extract",
+        "repose",
+        "eval",
+        "demo",
+        "bench",
+        "import",
+        "export",
+    ):
         assert name in out
-    assert set(COMMANDS) == {"synth", "train", "extract", "repose", "eval", "demo", "bench"}
+    assert set(COMMANDS) == {
+        "synth",
+        "train",
+        "extract",
+        "repose",
+        "eval",
+        "demo",
+        "bench",
+        "import",
+        "export",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -49,7 +69,12 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys) -> None:
     np.savez(tmp_path / "nan.npz", transforms=poses)
     np.savez(tmp_path / "key.npz", poses=poses)
     (tmp_path / "run").mkdir()
-    for name, words in [("nan.npz", "frames [2] hold NaN"), ("key.npz", "no 'transforms'")]:
+    np.savez(tmp_path / "other.npz", rotations=poses)
+    for name, words in [
+        ("nan.npz", "frames [2] hold NaN"),
+        ("other.npz", "no 'transforms'"),
+        ("key.npz", "'poses' has shape (3, 5, 4, 4)"),  # 'poses' is read as an AMASS motion
+    ]:
         # The poses are read before the run is loaded, so no trained run is needed here.
         args = ["repose", "--run", str(tmp_path / "run"), "--poses", str(tmp_path / name)]
         expect_error([*args, "--out", str(tmp_path / "out")], capsys, words)

@@ -4,6 +4,7 @@ the help text) with a ``main()`` method."""
 from __future__ import annotations
 
 from invskin.cli.demo_bench import Bench, Demo
+from invskin.cli.io_commands import Export, Import
 from invskin.cli.model_commands import Eval, Extract, Repose, Train
 from invskin.cli.synth import Synth
 
@@ -15,4 +16,6 @@ COMMANDS: dict[str, type] = {
     "eval": Eval,
     "demo": Demo,
     "bench": Bench,
+    "import": Import,
+    "export": Export,
 }

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from invskin.models.config import Method
+
+if TYPE_CHECKING:
+    from invskin.body import Skeleton
 
 Preset = Literal["cpu-quick", "gpu", "tiny"]
 
@@ -83,10 +86,13 @@ class Extract:
         )
 
 
-def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]:
+def read_poses(
+    poses: Path, split: str | None, skeleton: Skeleton | None = None, mapping: Path | None = None
+) -> tuple[torch.Tensor, list[str]]:
     """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file.
 
-    Any problem with the file is a :class:`~invskin.data.format.DataError` naming it.
+    Given the run's ``skeleton``, a file may also be a motion (AMASS npz, BVH, glTF animation),
+    retargeted onto it by :func:`invskin.motion.load_motion` (through the JSON ``mapping``).
     """
     from invskin.data.format import DataError
     from invskin.errors import NPZ_READ_ERRORS
@@ -101,6 +107,11 @@ def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]
         return dataset.transforms.float(), list(dataset.frame_ids)
     if not poses.exists():
         raise FileNotFoundError(f"poses file {poses} does not exist")
+    if skeleton is not None:
+        from invskin.motion import load_motion
+
+        transforms = load_motion(poses, skeleton, mapping)
+        return transforms, [f"frame_{i:04d}" for i in range(len(transforms))]
     try:
         if poses.suffix == ".npz":
             with np.load(poses, allow_pickle=False) as data:
@@ -135,19 +146,23 @@ class Repose:
     run: Path
     """Run folder written by 'invskin train'."""
     poses: Path
-    """A dataset folder (its frames, or one --split) or an .npz with 'transforms' (F, J, 4, 4)."""
+    """A dataset folder (its frames, or one --split), an .npz/.npy with 'transforms' (F, J, 4, 4),
+    an AMASS/SMPL .npz ('poses', 'trans'), a .bvh or a .glb/.gltf animation."""
     out: Path
     """Output folder for the meshes, animation.glb and timing.json."""
     split: str | None = None
     """With a dataset folder: only this split's frames."""
+    mapping: Path | None = None
+    """JSON bone mapping {"bones": {run_bone: motion_bone}} for motions of another rig."""
     batch: int = 16
     """Frames reposed at once."""
     device: str = "cpu"
 
     def main(self) -> None:
+        from invskin.cli.io_commands import poses_for_run
         from invskin.models.pipeline import repose_run
 
-        transforms, names = read_poses(self.poses, self.split)
+        transforms, names = poses_for_run(self.run, self.poses, self.split, self.mapping)
         result = repose_run(self.run, transforms, self.out, names, self.batch, device=self.device)
         print(
             f"{len(result.mesh_files)} meshes in {result.out_dir} "

@@ -1,0 +1,239 @@
+"""Subcommands that bring data in (``invskin import``) and send a run out (``invskin export``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import torch
+import tyro
+
+from invskin.body.skeleton import Skeleton
+
+
+def run_skeleton(run: Path) -> Skeleton:
+    """The skeleton a trained run was built for (from its checkpoint state)."""
+    from invskin.training.checkpoint import load_checkpoint
+
+    return Skeleton.from_json(load_checkpoint(Path(run), with_optimizer=False).state["skeleton"])
+
+
+def poses_for_run(
+    run: Path, poses: Path, split: str | None, mapping: Path | None
+) -> tuple[torch.Tensor, list[str]]:
+    """Bone transforms (F, J, 4, 4) and frame names for a run: a dataset folder, or a motion file
+    (4x4 arrays, AMASS npz, BVH, glTF) retargeted onto the run's skeleton."""
+    from invskin.cli.model_commands import read_poses
+    from invskin.motion import check_motion_file, is_motion_file
+
+    poses = Path(poses)
+    if poses.is_dir() or not poses.is_file() or not is_motion_file(poses):
+        return read_poses(poses, split)  # a dataset or 4x4 arrays: checked without the run
+    check_motion_file(poses)  # a bad motion file is named before the run is needed
+    return read_poses(poses, split, run_skeleton(run), mapping)
+
+
+def _convert(convert, *args, **kwargs):
+    """Run a converter; its per-frame error names the command-line option, not the keyword."""
+    from invskin.cli.common import CommandError
+    from invskin.data.loaders import ConversionError
+
+    try:
+        return convert(*args, **kwargs)
+    except ConversionError as error:
+        message = str(error).replace("pass skip_bad_frames=True", "pass --skip-bad-frames")
+        raise CommandError(message) from None
+
+
+def _dataset_summary(dataset) -> str:
+    sizes = ", ".join(f"{name} {len(ids)}" for name, ids in dataset.splits.items())
+    return (
+        f"dataset {dataset.root}: {len(dataset)} frames ({sizes}), {dataset.num_bones} bones "
+        f"({', '.join(dataset.skeleton.names[:8])}{' ...' if dataset.num_bones > 8 else ''})"
+    )
+
+
+@dataclass
+class ImportCape:
+    """CAPE: one subject + outfit of the CAPE release (needs your own SMPL model file)."""
+
+    src: Path
+    """The CAPE release folder (holding sequences/, minimal_body_shape/, misc/)."""
+    out: Path
+    """Output dataset folder."""
+    smpl: Path
+    """Your SMPL model file (.npz / plain .pkl) or a folder with one per gender."""
+    subject: str
+    outfit: str
+    frame_interval: int = 10
+    test_out_fraction: float = 0.2
+    seed: int = 0
+    gender: str | None = None
+    skip_bad_frames: bool = False
+    """Leave unreadable frames out (listed in the manifest) instead of failing."""
+
+    def main(self) -> None:
+        from invskin.data.loaders import convert_cape
+
+        dataset = _convert(
+            convert_cape,
+            self.src,
+            self.out,
+            self.smpl,
+            self.subject,
+            self.outfit,
+            frame_interval=self.frame_interval,
+            test_out_fraction=self.test_out_fraction,
+            seed=self.seed,
+            gender=self.gender,
+            skip_bad_frames=self.skip_bad_frames,
+        )
+        print(_dataset_summary(dataset))
+
+
+@dataclass
+class ImportClothSeq:
+    """ClothSeq: raw scans + SMPL+D registration of one clothing style (needs your SMPL file)."""
+
+    src: Path
+    """A ClothSeq style folder (e.g. .../JacketPants) holding scans/ and the registration npz."""
+    out: Path
+    smpl: Path
+    """Your SMPL model file (.npz / plain .pkl) or a folder with one per gender."""
+    gender: str | None = None
+    registration: Path | None = None
+    """The registration npz, if not found in the style folder."""
+    units: Literal["auto", "m", "cm", "mm"] = "auto"
+    frame_interval: int = 10
+    test_out_fraction: float = 0.2
+    skip_bad_frames: bool = False
+
+    def main(self) -> None:
+        from invskin.data.loaders import convert_clothseq
+
+        dataset = _convert(
+            convert_clothseq,
+            self.src,
+            self.out,
+            self.smpl,
+            gender=self.gender,
+            registration=self.registration,
+            units=self.units,
+            frame_interval=self.frame_interval,
+            test_out_fraction=self.test_out_fraction,
+            skip_bad_frames=self.skip_bad_frames,
+        )
+        print(_dataset_summary(dataset))
+
+
+@dataclass
+class ImportFolder:
+    """A plain folder: skeleton.json, bone_transforms.npz and meshes/ (docs/data-format.md)."""
+
+    src: Path
+    out: Path
+    units: Literal["auto", "m", "cm", "mm"] = "auto"
+    skip_bad_frames: bool = False
+
+    def main(self) -> None:
+        from invskin.data.loaders import convert_folder
+
+        dataset = _convert(
+            convert_folder,
+            self.src,
+            self.out,
+            units=self.units,
+            skip_bad_frames=self.skip_bad_frames,
+        )
+        print(_dataset_summary(dataset))
+
+
+@dataclass
+class ImportGltf:
+    """A rigged, animated glTF/GLB character of any skeleton: skin weights become the prior, the
+    bind pose the canonical pose, the animations the frames (scans: the skinned mesh, or yours)."""
+
+    src: Path
+    """The .glb or .gltf file."""
+    out: Path
+    animations: list[str] | None = None
+    """Animations to use (default: all)."""
+    test_out: list[str] | None = None
+    """Animations held out as test-out (default: the last one, when there are several)."""
+    fps: float = 30.0
+    """Rate at which animations are sampled into frames."""
+    frame_interval: int = 2
+    """In training animations, every n-th frame is train, the one halfway between test-within."""
+    scans: Path | None = None
+    """Folder of your own scans named <frame_id>.ply|obj (default: the skinned mesh)."""
+    units: Literal["auto", "m", "cm", "mm"] = "auto"
+    """Units of your own scans."""
+    skip_bad_frames: bool = False
+
+    def main(self) -> None:
+        from invskin.data.loaders.gltf import convert_gltf
+
+        dataset = _convert(
+            convert_gltf,
+            self.src,
+            self.out,
+            animations=self.animations,
+            test_out_animations=self.test_out,
+            fps=self.fps,
+            frame_interval=self.frame_interval,
+            scans_dir=self.scans,
+            units=self.units,
+            skip_bad_frames=self.skip_bad_frames,
+        )
+        print(_dataset_summary(dataset))
+
+
+Import = Union[  # noqa: UP007 (tyro reads the Union of annotated subcommands)
+    Annotated[ImportCape, tyro.conf.subcommand("cape")],
+    Annotated[ImportClothSeq, tyro.conf.subcommand("clothseq")],
+    Annotated[ImportFolder, tyro.conf.subcommand("folder")],
+    Annotated[ImportGltf, tyro.conf.subcommand("gltf")],
+]
+"""``invskin import {cape,clothseq,folder,gltf}``: write a dataset in the invskin format."""
+
+
+@dataclass
+class Export:
+    """Export a run reposed to a motion as a GLB: skinned (joints, 4 weights per vertex, joint
+    animation, at most 8 corrective morph targets) or the per-frame morph-target animation."""
+
+    run: Path
+    """Run folder written by 'invskin train' (its canonical mesh is extracted if missing)."""
+    poses: Path
+    """A dataset folder (with --split), 4x4 arrays (.npy/.npz 'transforms'), an AMASS/SMPL .npz,
+    a .bvh, or a .glb/.gltf animation."""
+    out: Path
+    """The .glb to write."""
+    split: str | None = None
+    """With a dataset folder: only this split's frames."""
+    mapping: Path | None = None
+    """JSON bone mapping {"bones": {run_bone: motion_bone}} for motions of another rig."""
+    format: Literal["skinned", "morph"] = "skinned"
+    correctives: int = 8
+    """Corrective morph targets (0 to 8) of the skinned export."""
+    fps: float | None = None
+    """Playback rate (default: the motion file's, else 30)."""
+    device: str = "cpu"
+
+    def main(self) -> None:
+        from invskin.export.from_run import export_run
+        from invskin.motion import motion_fps
+
+        transforms, _ = poses_for_run(self.run, self.poses, self.split, self.mapping)
+        fps = self.fps or motion_fps(self.poses)
+        report = export_run(
+            self.run,
+            transforms,
+            self.out,
+            self.format,
+            correctives=self.correctives,
+            fps=fps,
+            device=self.device,
+        )
+        print(report.summary())

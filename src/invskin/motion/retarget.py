@@ -1,0 +1,265 @@
+"""Retarget a motion of any rig onto a skeleton by bone names: world-space rotation deltas.
+
+A :class:`Motion` is a source rig (bone names, parents) with its **rest** world transforms and its
+world transforms in every frame, all y up (loaders convert). Retargeting onto a target
+:class:`~invskin.body.Skeleton`, bone by bone, parents first:
+
+- a target bone mapped to source bone b takes b's world-space rotation from its rest pose,
+  ``D_b(f) = R_b(f) R_b(rest)^T``, applied to the target's own rest orientation:
+  ``R_t(f) = D_b(f) R_t(rest)``. Bone-axis conventions of the two rigs do not matter; the two rest
+  poses are assumed to be the same posture (``rest="canonical"``: the target's canonical pose), or,
+  for rigs whose bone frames are axis-aligned in their T-pose (SMPL, and every skeleton built by
+  :mod:`invskin.body.smpl`), ``rest="identity"``: ``R_t(rest) = I``;
+- an unmapped target bone keeps its canonical rotation relative to its parent;
+- positions follow the target's own bone offsets (its proportions), except the root's:
+  ``p_root(f) = p_root(canonical) + scale (p_src(f) - p_src(rest))``, ``p_src`` the source bone
+  mapped to the root (or the source's first root), ``scale`` given or the ratio of the two rigs'
+  rest heights (spread of joint heights).
+
+The result is the canonical-to-posed transforms ``T_j(f) = G_j(f) G_j(canonical)^-1`` that
+``invskin repose`` and ``invskin export`` take. Conventions: metres, y up, column vectors.
+Shape legend: ``F`` frames, ``J`` target bones, ``S`` source bones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from invskin.body.skeleton import Skeleton
+from invskin.data.format import DataError
+
+RestKind = Literal["canonical", "identity"]
+
+Z_UP_TO_Y_UP = np.array(
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+)
+"""(x, y, z) z-up to (x, z, -y) y-up: a -90 degree turn about x."""
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A source motion: rig, rest pose and per-frame world transforms (y up, any units)."""
+
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+    rest: np.ndarray
+    """(S, 4, 4) world transforms of the source bones in its rest pose."""
+    world: np.ndarray
+    """(F, S, 4, 4) world transforms of the source bones in every frame."""
+    fps: float
+    source: str
+    rest_kind: RestKind = "canonical"
+    """Which target pose matches the source's rest posture without a mapping file (a mapping
+    file's ``rest`` decides otherwise; module docstring)."""
+    scale: float | None = None
+    """Source-to-target scale of the root translation; ``None``: the ratio of rest heights."""
+
+    def __post_init__(self) -> None:
+        s = len(self.names)
+        if (
+            self.rest.shape != (s, 4, 4)
+            or self.world.ndim != 4
+            or self.world.shape[1:] != (s, 4, 4)
+        ):
+            raise DataError(
+                f"{self.source}: motion arrays have shapes {self.rest.shape} and "
+                f"{self.world.shape}, expected ({s}, 4, 4) and (F, {s}, 4, 4)"
+            )
+        if len(self.world) == 0:
+            raise DataError(f"{self.source}: the motion has no frames")
+        if not (np.isfinite(self.rest).all() and np.isfinite(self.world).all()):
+            raise DataError(f"{self.source}: the motion holds NaN or infinite values")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.world)
+
+
+@dataclass(frozen=True)
+class BoneMapping:
+    """A mapping file: ``{"bones": {target: source or null}, "up": "y"|"z", "scale": x|"auto"}``.
+
+    ``bones``: target bones listed with ``null``, or not listed, stay in the canonical pose; without
+    a mapping file, bones are matched by name. ``up``: the source's up axis (overrides the format's
+    default). ``scale``: root-translation scale (``auto``: ratio of rest heights). ``rest``: which
+    target pose matches the source's rest posture, ``canonical`` (the default with a mapping file)
+    or ``identity`` (bone frames axis-aligned in the rest posture, as SMPL's).
+    """
+
+    bones: dict[str, str | None] = field(default_factory=dict)
+    up: Literal["y", "z"] | None = None
+    scale: float | None = None
+    translation: bool = True
+    path: str = ""
+    rest: RestKind = "canonical"
+
+    @classmethod
+    def load(cls, path: Path | str) -> BoneMapping:
+        path = Path(path)
+        example = '{"bones": {"target_bone": "source_bone", "tail_1": null}, "up": "y"}'
+        if not path.is_file():
+            raise DataError(f"mapping file {path} does not exist; write JSON like {example}")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DataError(f"{path} is not valid JSON ({error}); write e.g. {example}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("bones"), dict):
+            raise DataError(f"{path}: needs a 'bones' object {{target: source}}, e.g. {example}")
+        unknown = sorted(set(data) - {"bones", "up", "scale", "translation", "rest"})
+        if unknown:
+            raise DataError(
+                f"{path}: unknown keys {unknown}; allowed: bones, up, scale, translation, rest"
+            )
+        rest = data.get("rest", "canonical")
+        if rest not in ("canonical", "identity"):
+            raise DataError(f"{path}: 'rest' must be 'canonical' or 'identity', got {rest!r}")
+        bones = data["bones"]
+        if not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in bones.items()
+        ):
+            raise DataError(f"{path}: 'bones' must map target bone names to source names or null")
+        up = data.get("up")
+        if up not in (None, "y", "z"):
+            raise DataError(f"{path}: 'up' must be 'y' or 'z', got {up!r}")
+        scale = data.get("scale", "auto")
+        if scale == "auto":
+            scale = None
+        elif not isinstance(scale, (int, float)) or not scale > 0:
+            raise DataError(f"{path}: 'scale' must be a positive number or 'auto', got {scale!r}")
+        translation = data.get("translation", True)
+        if not isinstance(translation, bool):
+            raise DataError(f"{path}: 'translation' must be true or false")
+        scale = None if scale is None else float(scale)
+        return cls(dict(bones), up, scale, translation, str(path), rest)
+
+
+def normalise_name(name: str) -> str:
+    """Name used for matching without a mapping file: lower case, namespace (``a:``, ``a|``) and
+    separators removed (``mixamorig:LeftArm`` -> ``leftarm``)."""
+    return re.sub(r"[\s_.\-]", "", re.split(r"[:|]", name)[-1].lower())
+
+
+def match_bones(
+    target: tuple[str, ...], source: tuple[str, ...], mapping: BoneMapping | None, where: str
+) -> list[int | None]:
+    """For each target bone, the index of its source bone (``None``: keep canonical)."""
+    index = {name: i for i, name in enumerate(source)}
+    if mapping is not None:
+        bad_targets = sorted(set(mapping.bones) - set(target))
+        bad_sources = sorted({s for s in mapping.bones.values() if s is not None} - set(index))
+        if bad_targets or bad_sources:
+            raise DataError(
+                f"{mapping.path}: bones that do not match: "
+                + (
+                    f"target bones {bad_targets} are not in the run's skeleton {list(target)}; "
+                    if bad_targets
+                    else ""
+                )
+                + (
+                    f"source bones {bad_sources} are not in {where} (it has {list(source)})"
+                    if bad_sources
+                    else ""
+                )
+            )
+        return [None if mapping.bones.get(t) is None else index[mapping.bones[t]] for t in target]
+    normal: dict[str, int] = {}
+    for i, name in enumerate(source):
+        normal.setdefault(normalise_name(name), i)
+    matched = [index.get(t, normal.get(normalise_name(t))) for t in target]
+    missing = [t for t, m in zip(target, matched) if m is None]
+    if missing:
+        raise DataError(
+            f"{where}: target bones {missing} match no bone of the motion (it has "
+            f"{list(source)}); pass --mapping FILE with JSON "
+            '{"bones": {"target": "source", ...}} (null or unlisted: stays in the canonical pose)'
+        )
+    return matched
+
+
+def _rotation(matrices: np.ndarray) -> np.ndarray:
+    """The nearest rotation of each 3x3 block (removes scale from scaled rigs)."""
+    u, _, vt = np.linalg.svd(matrices[..., :3, :3])
+    fix = np.ones(u.shape[:-1])
+    fix[..., -1] = np.sign(np.linalg.det(u @ vt))
+    return (u * fix[..., None, :]) @ vt
+
+
+def rest_height(joints: np.ndarray) -> float:
+    return float(np.ptp(joints[:, 1])) if len(joints) > 1 else 0.0
+
+
+def retarget(motion: Motion, skeleton: Skeleton, mapping: BoneMapping | None = None) -> np.ndarray:
+    """Canonical-to-posed transforms (F, J, 4, 4) float64 of ``skeleton`` following ``motion``."""
+    matched = match_bones(skeleton.names, motion.names, mapping, motion.source)
+    rest_kind = mapping.rest if mapping is not None else motion.rest_kind
+    canonical = skeleton.canonical.double().numpy()
+    rest_rot = _rotation(motion.rest)
+    frame_rot = _rotation(motion.world)
+    delta = frame_rot @ rest_rot.swapaxes(-1, -2)  # (F, S, 3, 3)
+    target_rest = (
+        np.broadcast_to(np.eye(3), canonical[:, :3, :3].shape)
+        if rest_kind == "identity"
+        else canonical[:, :3, :3]
+    )
+    num_frames = motion.num_frames
+    world = np.zeros((num_frames, skeleton.num_bones, 4, 4))
+    world[..., 3, 3] = 1.0
+    root_src = next((m for m, p in zip(matched, skeleton.parents) if p < 0 and m is not None), None)
+    if root_src is None:
+        root_src = motion.parents.index(-1)
+    scale = mapping.scale if mapping is not None and mapping.scale is not None else motion.scale
+    if scale is None:
+        src_height = rest_height(motion.rest[:, :3, 3])
+        scale = rest_height(canonical[:, :3, 3]) / src_height if src_height > 1e-9 else 1.0
+    move = motion.world[:, root_src, :3, 3] - motion.rest[root_src, :3, 3]
+    if mapping is not None and not mapping.translation:
+        move = move * 0.0
+    for j, p in enumerate(skeleton.parents):
+        src = matched[j]
+        if p < 0:
+            local_canon = canonical[j]
+            parent_world = np.eye(4)[None].repeat(num_frames, 0)
+        else:
+            local_canon = np.linalg.solve(canonical[p], canonical[j])
+            parent_world = world[:, p]
+        if src is not None:
+            world[:, j, :3, :3] = delta[:, src] @ target_rest[j]
+        else:
+            world[:, j, :3, :3] = parent_world[:, :3, :3] @ local_canon[:3, :3]
+        world[:, j, :3, 3] = (parent_world @ local_canon)[:, :3, 3]
+        if p < 0:
+            world[:, j, :3, 3] = canonical[j, :3, 3] + scale * move
+    return world @ np.linalg.inv(canonical)
+
+
+def to_y_up(world: np.ndarray, up: str) -> np.ndarray:
+    """World transforms re-expressed y up (``up="z"``: rotate -90 degrees about x)."""
+    return Z_UP_TO_Y_UP @ world if up == "z" else world
+
+
+def mapping_up(mapping: BoneMapping | None, default: str) -> str:
+    return mapping.up if mapping is not None and mapping.up is not None else default
+
+
+def as_mapping(mapping: BoneMapping | Path | str | Mapping[str, Any] | None) -> BoneMapping | None:
+    """A :class:`BoneMapping` from a file path, an object or ``None``."""
+    if mapping is None or isinstance(mapping, BoneMapping):
+        return mapping
+    if isinstance(mapping, Mapping):
+        scale = mapping.get("scale")
+        return BoneMapping(
+            dict(mapping.get("bones", {})),
+            mapping.get("up"),
+            None if scale in (None, "auto") else float(scale),
+            bool(mapping.get("translation", True)),
+            "mapping",
+            mapping.get("rest", "canonical"),
+        )
+    return BoneMapping.load(mapping)
