@@ -7,8 +7,9 @@ Tensor]`` with ``points`` (B, N, 3) posed-space samples, ``occupancy`` (B, N) in
 
 Exact resume: every checkpoint holds the optimiser state and the states of both random sources a
 step draws from (the sample generator of :meth:`TrainingData.batch`, and torch's global generator,
-CPU and the training device's, which the model's losses use), so ``resume`` continues bit for bit:
-N steps in one go give the same weights as an interrupted run resumed (same device and threads).
+CPU and the training device's, which the model's losses use), so ``resume`` continues exactly: on
+the CPU, N steps in one go give bit for bit the weights of an interrupted and resumed run (tested);
+on a GPU, as far as its kernels are deterministic.
 
 Interruptions: during :func:`train` (in the main thread) SIGINT and SIGTERM finish the current
 step, write a checkpoint at that step and raise :class:`TrainingInterrupted`; a second signal stops
