@@ -108,6 +108,7 @@ def _wait_for_log_lines(
     raise AssertionError("training did not start in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_writes_a_checkpoint_at_the_current_step(
     data: Path, tmp_path: Path, signum: int
@@ -145,6 +146,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_checkpoints_survive_sigkill_at_any_moment(tmp_path: Path) -> None:
     """SIGKILL a process that writes checkpoints back to back, at spread-out moments: each time
     the last good checkpoint loads, complete and consistent, and the next save cleans up."""
@@ -198,6 +200,7 @@ def test_swap_never_deletes_the_only_good_copy(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
 
 
+@pytest.mark.slow
 def test_kill_during_training_then_resume(data: Path, tmp_path: Path) -> None:
     """SIGKILL a training process (checkpoint every 2 steps): --resume continues from the last
     good checkpoint and finishes."""

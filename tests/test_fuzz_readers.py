@@ -7,7 +7,7 @@ into a folder that already holds a good dataset, which must be untouched by a fa
 
 The number of cases tried per reader is counted in ``CASES`` and printed (and checked) by the last
 test of the module (``pytest -s``). Examples are derandomized (the same cases in every run); set
-``INVSKIN_FUZZ_EXAMPLES`` (default 40 per reader) to try more.
+``INVSKIN_FUZZ_EXAMPLES`` (default 80 per reader, 50 for the CAPE and ClothSeq converters) to try more.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from fixtures_data import (
     fake_smpl_arrays,
     sphere,
     write_cape,
+    write_clothseq,
     write_dataset,
     write_plain_folder,
 )
@@ -41,12 +42,12 @@ from invskin.body.smpl import SMPLModel
 from invskin.cli.model_commands import read_poses
 from invskin.data import DataError, load_dataset
 from invskin.data.format import MANIFEST, TRANSFORMS_FILE
-from invskin.data.loaders import convert_cape, convert_folder
+from invskin.data.loaders import convert_cape, convert_clothseq, convert_folder
 from invskin.mesh.io import TriMesh, load_mesh, save_mesh
 
 CASES: Counter[str] = Counter()
 FUZZ = settings(
-    max_examples=int(os.environ.get("INVSKIN_FUZZ_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("INVSKIN_FUZZ_EXAMPLES", "80")),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -350,6 +351,43 @@ def test_cape_converter(cape_release: tuple[Path, Path, Path, Path], data: st.Da
         frame.write_bytes(good)
     if tree_digest(out) != before:  # the damaged frame still converted: restore the good dataset
         convert_cape(cape, out, smpl, "00032", "longshort", frame_interval=1, progress=False)
+        assert tree_digest(out) == before
+
+
+@pytest.fixture(scope="module")
+def clothseq_style(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    tmp = tmp_path_factory.mktemp("clothseq")
+    style, smpl = tmp / "JacketPants", tmp / "smpl"
+    write_clothseq(style, smpl, num_frames=3)
+    out = tmp / "out"
+    convert_clothseq(style, out, smpl, frame_interval=1, progress=False)
+    return style, smpl, out
+
+
+@settings(FUZZ, max_examples=max(FUZZ.max_examples * 5 // 8, 10))
+@given(data=st.data())
+def test_clothseq_converter(clothseq_style: tuple[Path, Path, Path], data: st.DataObject) -> None:
+    style, smpl, out = clothseq_style
+    before = tree_digest(out)
+    registration = style / "smpl_registrations.npz"
+    good = registration.read_bytes()
+    with np.load(registration) as loaded:
+        contents = {k: loaded[k] for k in loaded.files}
+    key = data.draw(st.sampled_from(sorted(contents)))
+    damaged = dict(contents, **{key: data.draw(arrays(contents[key].shape))})
+    content = data.draw(st.one_of(st.just(npz_bytes(damaged)), mutations(good)))
+    try:
+        registration.write_bytes(content)
+        CASES["converter (convert_clothseq, registration)"] += 1
+        try:
+            convert_clothseq(style, out, smpl, frame_interval=1, progress=False)
+        except DataError as error:
+            assert str(error).strip()
+            assert tree_digest(out) == before
+    finally:
+        registration.write_bytes(good)
+    if tree_digest(out) != before:  # the damaged file still converted: restore the good dataset
+        convert_clothseq(style, out, smpl, frame_interval=1, progress=False)
         assert tree_digest(out) == before
 
 

@@ -17,6 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from invskin.fileio import write_text_atomic
 from invskin.geometry import check_parents, forward_kinematics, local_from_world, make_transform
 
 
@@ -102,7 +103,7 @@ class Skeleton:
         )
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        write_text_atomic(path, json.dumps(self.to_json(), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> Skeleton:

@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt as stopped:
+        # TrainingInterrupted (SIGINT/SIGTERM during training) has written a checkpoint and says
+        # how to resume: exit 128 + the signal number, as the shell does for a signal.
+        signum = getattr(stopped, "signum", None)
+        if signum is None or os.environ.get("INVSKIN_DEBUG"):
+            raise
+        print(stopped, file=sys.stderr)
+        raise SystemExit(128 + signum) from None
 
 
 if __name__ == "__main__":

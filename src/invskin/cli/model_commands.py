@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -41,22 +40,17 @@ class Train:
 
     def main(self) -> None:
         from invskin.training.run import train_run
-        from invskin.training.trainer import TrainingInterrupted
 
-        try:
-            summary = train_run(
-                self.data,
-                self.out,
-                self.method,
-                self.preset,
-                self.steps,
-                self.device,
-                self.seed,
-                self.resume,
-            )
-        except TrainingInterrupted as stopped:
-            print(stopped, file=sys.stderr)
-            raise SystemExit(128 + stopped.signum) from None
+        summary = train_run(
+            self.data,
+            self.out,
+            self.method,
+            self.preset,
+            self.steps,
+            self.device,
+            self.seed,
+            self.resume,
+        )
         print(
             f"trained {summary.method} for {summary.result.steps} steps in "
             f"{summary.result.seconds:.0f} s; run folder: {summary.run_dir}"

@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from invskin.data.format import Dataset
-from invskin.fileio import atomic_path
+from invskin.fileio import atomic_path, write_text_atomic
 from invskin.mesh.io import TriMesh
 from invskin.mesh.sampling import sample_surface
 from invskin.mesh.winding import occupancy
@@ -170,8 +170,8 @@ def _write_cache(
         path.parent.mkdir(parents=True, exist_ok=True)
         config_file = path.parent / "config.json"
         if not config_file.exists():
-            config_file.write_text(
-                json.dumps({"version": SAMPLES_VERSION, **asdict(config)}, indent=1)
+            write_text_atomic(
+                config_file, json.dumps({"version": SAMPLES_VERSION, **asdict(config)}, indent=1)
             )
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, points=points, occupancy=labels, scan_stamp=np.array(stamp))

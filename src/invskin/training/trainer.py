@@ -7,8 +7,9 @@ Tensor]`` with ``points`` (B, N, 3) posed-space samples, ``occupancy`` (B, N) in
 
 Exact resume: every checkpoint holds the optimiser state and the states of both random sources a
 step draws from (the sample generator of :meth:`TrainingData.batch`, and torch's global generator,
-CPU and the training device's, which the model's losses use), so ``resume`` continues bit for bit:
-N steps in one go give the same weights as an interrupted run resumed (same device and threads).
+CPU and the training device's, which the model's losses use), so ``resume`` continues exactly: on
+the CPU, N steps in one go give bit for bit the weights of an interrupted and resumed run (tested);
+on a GPU, as far as its kernels are deterministic.
 
 Interruptions: during :func:`train` (in the main thread) SIGINT and SIGTERM finish the current
 step, write a checkpoint at that step and raise :class:`TrainingInterrupted`; a second signal stops
@@ -18,6 +19,7 @@ at once (the last checkpoint on disk stays good, see :mod:`invskin.training.chec
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import threading
@@ -33,6 +35,8 @@ from tqdm import tqdm
 from invskin.fileio import write_text_atomic
 from invskin.training.checkpoint import load_checkpoint, save_checkpoint
 from invskin.training.schedule import LossWeights
+
+logger = logging.getLogger("invskin")
 
 
 @dataclass(frozen=True)
@@ -146,9 +150,13 @@ def restore_rng_state(
     generator.set_state(state["sampler"])
     torch.set_rng_state(state["torch_cpu"])
     if device.type == "cuda":
-        if "torch_cuda" not in state:
-            raise ValueError("the checkpoint was not written on CUDA: resume it on the CPU")
-        torch.cuda.set_rng_state(state["torch_cuda"], device)
+        if "torch_cuda" in state:
+            torch.cuda.set_rng_state(state["torch_cuda"], device)
+        else:
+            logger.warning(
+                "the checkpoint was written without CUDA: the GPU's random state starts fresh, "
+                "so this resumed run is not an exact continuation"
+            )
 
 
 @dataclass(frozen=True)
@@ -211,13 +219,15 @@ def train(
                 f"the run in {run_dir} is already at step {start}; to continue it, pass --steps "
                 f"above {start} (or leave --steps out)"
             )
-        if start < config.steps:
-            if ckpt.rng is None:
-                raise ValueError(
-                    f"the checkpoint in {run_dir} has no random state (written by an older "
-                    "invskin), so it cannot be resumed exactly; train a new run"
-                )
+        if ckpt.rng is not None:
             restore_rng_state(ckpt.rng, generator, device)
+        elif start < config.steps:
+            logger.warning(
+                "the checkpoint in %s has no random state (written by an older invskin): the "
+                "resumed run continues, but not exactly as an uninterrupted run would",
+                run_dir,
+            )
+            generator.manual_seed(config.seed + start)
     log_path = run_dir / "log.jsonl"
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and log_path.exists():

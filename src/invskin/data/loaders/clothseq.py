@@ -48,6 +48,7 @@ from invskin.data.loaders.common import (
     scan_to_metres,
     written_splits,
 )
+from invskin.errors import NPZ_READ_ERRORS
 from invskin.mesh.io import TriMesh, load_mesh
 
 logger = logging.getLogger("invskin.data")
@@ -131,7 +132,10 @@ def convert_clothseq(
         thetas = check_array(data, "thetas", (None, None), reg_path, finite=False)
         num_rows = thetas.shape[0]
         trans = check_array(data, "trans", (num_rows, 3), reg_path, finite=False)
-        betas = np.asarray(data["betas"]) if "betas" in data.files else None
+        try:
+            betas = np.asarray(data["betas"]) if "betas" in data.files else None
+        except NPZ_READ_ERRORS as error:
+            raise DataError(f"{reg_path}: 'betas' cannot be read ({error})") from error
         frames = _frames_array(reg_path) if "frames" in data.files else None
     if betas is None:
         raise DataError(f"{reg_path}: no array 'betas'; is this a SMPL+D registration?")
@@ -161,6 +165,11 @@ def convert_clothseq(
         model = SMPLModel.load(find_smpl_file(smpl_model_path, gender))
     except SMPLFileError as error:
         raise DataError(str(error)) from error
+    if betas.shape[0] > model.num_betas:
+        raise DataError(
+            f"{reg_path}: {betas.shape[0]} betas but the SMPL model {model.source} has "
+            f"{model.num_betas} shape coefficients; pass the matching SMPL model"
+        )
     betas_t = torch.from_numpy(betas)
 
     front = int(np.floor((1.0 - test_out_fraction) * num_rows + 1e-9))
