@@ -12,9 +12,9 @@ def test_help_lists_every_subcommand(capsys) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("synth", "train", "extract", "repose", "eval", "demo", "bench"):
+    for name in ("synth", "train", "extract", "repose", "eval", "demo", "bench", "view"):
         assert name in out
-    assert set(COMMANDS) == {"synth", "train", "extract", "repose", "eval", "demo", "bench"}
+    assert set(COMMANDS) == {"synth", "train", "extract", "repose", "eval", "demo", "bench", "view"}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

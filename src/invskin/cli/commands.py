@@ -6,6 +6,7 @@ from __future__ import annotations
 from invskin.cli.demo_bench import Bench, Demo
 from invskin.cli.model_commands import Eval, Extract, Repose, Train
 from invskin.cli.synth import Synth
+from invskin.cli.view import View
 
 COMMANDS: dict[str, type] = {
     "synth": Synth,
@@ -15,4 +16,5 @@ COMMANDS: dict[str, type] = {
     "eval": Eval,
     "demo": Demo,
     "bench": Bench,
+    "view": View,
 }
