@@ -13,8 +13,6 @@ from invskin.export.glb import read_glb_colors, read_glb_frames
 from invskin.export.render import colormap
 from invskin.export.texture import load_ply_colors
 
-pytestmark = [pytest.mark.anny, pytest.mark.slow]
-
 
 def test_demo_preset_keeps_the_default_training_clips():
     demo, default = demo_data_preset("demo"), demo_data_preset("default")
@@ -24,6 +22,8 @@ def test_demo_preset_keeps_the_default_training_clips():
     assert demo.num_frames == default.num_frames - 48 - 39
 
 
+@pytest.mark.anny
+@pytest.mark.slow
 def test_demo_small_tiny(tmp_path):
     pytest.importorskip("anny")
     out = tmp_path / "demo"
@@ -50,3 +50,19 @@ def test_demo_small_tiny(tmp_path):
     assert read_glb_frames(result.glb)[0].shape[0] == len(plys)
     with Image.open(result.gif) as gif:
         assert gif.n_frames == len(plys) and gif.size[0] > 3 * 200  # truth, ins, snarf-nc
+
+
+def test_drift_table_reads_eval_reports():
+    from invskin.demo import drift_table
+
+    reports = [
+        {"method": "ins", "correspondence": {"mean_cm": 1.234, "p95_cm": 4.5},
+         "parts": {"skirt": {"correspondence_mean_cm": 3.0, "correspondence_p95_cm": 9.25,
+                             "stretch_p99": 1.7}, "body": {"correspondence_mean_cm": None}}},
+        {"method": "snarf", "correspondence": None},
+    ]  # fmt: skip
+    table = drift_table(reports)
+    assert "| ins | all | 1.23 | 4.50 | - |" in table
+    assert "| ins | skirt | 3.00 | 9.25 | 1.70 |" in table
+    assert "| ins | body | - | - | - |" in table
+    assert "snarf" not in table

@@ -168,20 +168,41 @@ def write_textured_sequence(
     return glb
 
 
+def part_numbers(report: dict) -> dict[str, dict]:
+    """The per-part block of an ``invskin eval`` report (``parts`` or ``per_part``; each part a
+    dict with ``correspondence_mean_cm``, ``correspondence_p95_cm``, maybe ``stretch_p99``), or
+    ``{}`` where the report has none (an older eval, or data without part labels)."""
+    block = report.get("parts") or report.get("per_part") or {}
+    if isinstance(block, dict) and isinstance(block.get("summary"), dict):
+        block = block["summary"]
+    return (
+        {k: v for k, v in block.items() if isinstance(v, dict)} if isinstance(block, dict) else {}
+    )
+
+
 def drift_table(reports: list[dict]) -> str:
     """How far painted points drift from where the ground truth puts them: the correspondence
-    error of ``invskin eval`` (whole mesh, and per part where the report has parts)."""
-    lines = ["| method | part | drift mean (cm) | drift p95 (cm) |", "|---|---|---|---|"]
+    error that ``invskin eval`` computed (whole mesh, and per part where its report has parts)."""
+
+    def cm(value: object) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+    lines = [
+        "| method | part | drift mean (cm) | drift p95 (cm) | edge stretch p99 |",
+        "|---|---|---|---|---|",
+    ]
     for report in reports:
         corr = report.get("correspondence")
         if not corr:
             continue
-        lines.append(f"| {report['method']} | all | {corr['mean_cm']:.2f} | {corr['p95_cm']:.2f} |")
-        for part, values in (report.get("parts") or {}).items():
-            part_corr = values.get("correspondence") if isinstance(values, dict) else None
-            if part_corr:
-                lines.append(f"| {report['method']} | {part} | {part_corr['mean_cm']:.2f} | "
-                             f"{part_corr['p95_cm']:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {report['method']} | all | {cm(corr['mean_cm'])} | {cm(corr['p95_cm'])} | - |"
+        )
+        for part, values in part_numbers(report).items():
+            lines.append(
+                f"| {report['method']} | {part} | {cm(values.get('correspondence_mean_cm'))} | "
+                f"{cm(values.get('correspondence_p95_cm'))} | {cm(values.get('stretch_p99'))} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -254,13 +275,14 @@ def run_demo(
     reports = []
     with stage(timing, "evaluation"):
         for method, run_dir in runs.items():
-            say(f"{method}: evaluating on '{motion}' ({num_points} points per set)")
+            say(f"{method}: evaluating on test-out ({num_points} points per set)")
             reports.append(evaluate_run(run_dir, dataset.root, "test-out", num_points,
                                         eval_frames, "cpu", progress=False))  # fmt: skip
     frames_done = reports[0]["frames"]
     table = out / "metrics.md"
     table.write_text(
-        f"# invskin demo: {outfit}, held-out motion '{motion}' ({frames_done} frames)\n\n"
+        f"# invskin demo: {outfit}, test-out split ({frames_done} frames; "
+        f"motions {', '.join(sorted(set(test.motions)))})\n\n"
         + markdown_table(reports)
         + "\n## Texture drift (correspondence error)\n\n"
         + drift_table(reports)
