@@ -32,7 +32,7 @@ Box2 = tuple[tuple[float, float], tuple[float, float]]
 
 
 def checker_image(
-    columns: int = 10, rows: int = 16, cell: int = 32, text: str | None = "invskin"
+    columns: int = 16, rows: int = 24, cell: int = 24, text: str | None = "invskin"
 ) -> UInt8[np.ndarray, "h w 3"]:
     """A UV-checker-like RGB image in which every cell has its own colour: the hue changes along
     a row, the saturation down a column, and the brightness alternates like a chessboard; thin
