@@ -282,7 +282,7 @@ def run_demo(
     table = out / "metrics.md"
     table.write_text(
         f"# invskin demo: {outfit}, test-out split ({frames_done} frames; "
-        f"motions {', '.join(sorted(set(test.motions)))})\n\n"
+        f"motions {', '.join(sorted(set(test.motions[:frames_done])))})\n\n"
         + markdown_table(reports)
         + "\n## Texture drift (correspondence error)\n\n"
         + drift_table(reports)

@@ -63,11 +63,12 @@ def start_viewer(
     lo, hi = first.posed.min((0, 1)), first.posed.max((0, 1))
     spacing = 1.4 * float(max(hi[0] - lo[0], 0.6))
     centre = 0.5 * (lo + hi)
+    centre[0] += 0.5 * spacing  # between the run and the scan beside it
     server.initial_camera.look_at = tuple(float(v) for v in centre)
     server.initial_camera.position = (
         float(centre[0]),
         float(centre[1]),
-        float(centre[2] + 2.6 * max(hi[1] - lo[1], spacing)),
+        float(centre[2] + 1.3 * max(hi[1] - lo[1], spacing)),
     )
 
     gui_run = server.gui.add_dropdown("run", tuple(runs), initial_value=first.name)
