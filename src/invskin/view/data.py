@@ -95,8 +95,9 @@ def load_view_data(
 ) -> ViewData:
     """Repose every run to the chosen frames and compute their errors (CPU).
 
-    ``data`` defaults to the dataset the first run was trained on. Runs of ``snarf`` (a new mesh
-    per frame, no shared vertices) are refused with a message.
+    ``data`` defaults to the dataset the first run was trained on. A run without
+    ``canonical.ply`` gets it extracted and saved first (as ``invskin extract`` would). Runs of
+    ``snarf`` (a new mesh per frame, no shared vertices) are refused with a message.
     """
     if not runs:
         raise ValueError("pass at least one run folder (--runs RUN [RUN ...])")
