@@ -14,6 +14,7 @@ from invskin.models.animatable import AnimatableModel
 from invskin.models.config import METHODS, ModelConfig, method_config
 from invskin.models.pipeline import repose_run
 from invskin.models.run import load_run
+from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import train_run
 from toy_data import make_toy_dataset, toy_body, toy_skeleton, toy_transforms
 
@@ -157,3 +158,144 @@ def test_resume_continues_and_refuses_to_overwrite(toy_data, tmp_path) -> None:
 def test_config_round_trip() -> None:
     config = replace(method_config("ins"), init_bones=(0, 2))
     assert ModelConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("method", ["ins", "snarf-nc", "lbs-body", "snarf"])
+def test_fast_query_matches_the_reference(method: str) -> None:
+    # Distinct roots + pre-blended transforms against every candidate + per-bone weights:
+    # the same losses and the same gradients (to float tolerance) on the same batch.
+    torch.manual_seed(3)
+    model = toy_model(method, perturb=True)
+    transforms = toy_transforms([0.3, 0.8])
+    points = torch.randn(2, 96, 3) * 0.3 + torch.tensor([0.0, 0.5, 0.0])
+    occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
+    results = {}
+    for fast in (False, True):
+        model.fast_query = fast
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(4)
+        losses = model.losses(points, occupancy, transforms, step=0)
+        total = sum(v for k, v in losses.items() if k != "valid_fraction")
+        total.backward()
+        grads = [p.grad.clone() if p.grad is not None else None for p in model.parameters()]
+        results[fast] = ({k: float(v.detach()) for k, v in losses.items()}, grads)
+    (ref_losses, ref_grads), (fast_losses, fast_grads) = results[False], results[True]
+    assert ref_losses.keys() == fast_losses.keys()
+    for key in ref_losses:
+        assert fast_losses[key] == pytest.approx(ref_losses[key], rel=1e-4, abs=1e-6), key
+    compared = 0
+    for ref, fast in zip(ref_grads, fast_grads):
+        assert (ref is None) == (fast is None)
+        if ref is not None:
+            # Broyden stops each search within 1e-5 m of the root, so the two paths' roots (and
+            # the gradients through them) differ at that level, not more.
+            assert (fast - ref).norm() <= 2e-3 * ref.norm() + 1e-7
+            compared += 1
+    assert compared > 0
+    # The toy pose really has several candidates per point, some of them duplicates.
+    model.fast_query = False
+    with torch.no_grad():
+        query = model.query(points, transforms)
+    assert (query.valid.sum(-1) > 1).float().mean() > 0.5
+
+
+def test_residual_skinning_starts_at_the_prior_and_learns() -> None:
+    vertices, _, weights = toy_body()
+    config = replace(method_config("snarf-nc", SMALL), skinning_residual=True)
+    model = AnimatableModel(
+        config,
+        toy_skeleton(),
+        torch.from_numpy(vertices).float(),
+        torch.from_numpy(weights).float(),
+    )
+    learned = model.weight_field().grid
+    assert torch.allclose(learned, model.prior_grid, atol=1e-3)
+    assert model.fit_skinning_to_prior(10) == []  # nothing to fit: it is the prior already
+    transforms = toy_transforms([0.3, 0.8])
+    points = torch.randn(2, 64, 3) * 0.3 + torch.tensor([0.0, 0.5, 0.0])
+    occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
+    losses = model.losses(points, occupancy, transforms, step=0)
+    losses["occupancy"].backward()
+    last = model.skinning.mlp.layers[-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
+
+
+def test_heading_frame_keeps_tilt_and_factors_out_yaw() -> None:
+    from invskin.geometry.rotations import axis_angle_to_matrix
+
+    model = AnimatableModel(
+        replace(method_config("ins", SMALL), pin_frame="heading"),
+        toy_skeleton(),
+        torch.from_numpy(toy_body()[0]).float(),
+        torch.from_numpy(toy_body()[2]).float(),
+    )
+    joint = model.root_joint
+
+    def root_pose(axis_angle: list[float]) -> torch.Tensor:
+        t = torch.eye(4).repeat(1, 3, 1, 1)
+        t[0, :, :3, :3] = axis_angle_to_matrix(torch.tensor(axis_angle))
+        t[0, :, :3, 3] = torch.tensor([0.1, 0.2, 0.3]) + joint - t[0, 0, :3, :3] @ joint
+        return t
+
+    # A pure pitch (bow) of the root: the frame only translates; the tilt stays in the PIN pose.
+    frame = model.body_frame(root_pose([0.6, 0.0, 0.0]))[0]
+    assert torch.allclose(frame[:3, :3], torch.eye(3), atol=1e-6)
+    assert torch.allclose(frame[:3, 3], torch.tensor([0.1, 0.2, 0.3]), atol=1e-6)
+    # A pure yaw: the frame is the root's transform, the PINs see the root in its rest pose.
+    yawed = root_pose([0.0, 1.1, 0.0])
+    assert torch.allclose(model.body_frame(yawed)[0], yawed[0, 0], atol=1e-6)
+    assert torch.allclose(model._pin_pose(yawed)[0, 0], torch.eye(4), atol=1e-6)
+    # Still an exact bijection through both PINs.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    vertices = torch.from_numpy(toy_body()[0]).float()
+    transforms = toy_transforms([0.4, -0.5])
+    posed = model.repose(vertices, transforms)
+    back, valid = model.canonicalise(posed, transforms, vertices)
+    assert valid.float().mean() > 0.99
+    assert (back - vertices).norm(dim=-1)[valid].max() < 1e-4
+
+
+def test_diffused_prior_grid_and_residual_on_a_finer_prior_grid() -> None:
+    vertices, _, weights = toy_body()
+    config = replace(
+        method_config("snarf-nc", SMALL),
+        skinning_residual=True,
+        prior="diffused",
+        prior_radius=0.03,
+        prior_grid=(12, 24, 12),
+    )
+    model = AnimatableModel(
+        config,
+        toy_skeleton(),
+        torch.from_numpy(vertices).float(),
+        torch.from_numpy(weights).float(),
+    )
+    assert model.prior_grid.shape == (3, 12, 24, 12)
+    field = model.weight_field()
+    assert field.grid.shape == (3, 12, 24, 12)
+    assert torch.allclose(field.grid, model.prior_grid, atol=1e-3)  # the residual starts at 0
+    with torch.no_grad():
+        model.skinning.mlp.layers[-1].bias[0] += 0.05  # favour bone 0 everywhere
+    assert not torch.allclose(model.weight_field().grid, model.prior_grid, atol=1e-3)
+
+
+def test_canonicalise_starts_from_every_bone_not_only_the_training_subset() -> None:
+    # Training searches start from bone 0 only; the round trip must still find the roots of points
+    # carried by the bent bones, which only a start from those bones reaches.
+    vertices, _, weights = toy_body()
+    model = AnimatableModel(
+        replace(method_config("lbs-body", SMALL), init_bones=(0,)),
+        toy_skeleton(),
+        torch.from_numpy(vertices).float(),
+        torch.from_numpy(weights).float(),
+    )
+    v = torch.from_numpy(vertices).float()
+    transforms = toy_transforms([1.2])
+    posed = model.repose(v, transforms)
+    from_bone_0 = inverse_lbs(posed, model.weight_field(), transforms, [0], max_steps=100)
+    back, valid = model.canonicalise(posed, transforms, v)
+    assert valid.float().mean() > from_bone_0.valid.any(-1).float().mean()
+    assert valid.float().mean() > 0.99
+    assert (back - v).norm(dim=-1)[valid].max() < 1e-4

@@ -163,3 +163,59 @@ def test_grid_rejects_bad_input() -> None:
         SkinningGrid(torch.rand(2, 1, 4, 4), BOUNDS)
     with pytest.raises(ValueError, match="lo < hi"):
         SkinningGrid(torch.rand(2, 3, 4, 4), BOUNDS.flip(0))
+
+
+def test_pre_blended_transform_grid_matches_blending_the_weights() -> None:
+    # Trilinear interpolation is linear: the blended-transform grid gives the same 3x4 transforms
+    # as blending the interpolated weights, for rows of mixed frames, inside and outside the bounds.
+    from invskin.geometry import blend_transforms
+    from invskin.geometry.rotations import axis_angle_to_matrix
+
+    torch.manual_seed(0)
+    num_bones, frames = 5, 3
+    grid = torch.softmax(torch.randn(num_bones, 4, 6, 5) * 3, dim=0)
+    bounds = torch.tensor([[-0.5, -1.0, -0.3], [0.5, 1.0, 0.4]])
+    field = SkinningGrid(grid, bounds)
+    transforms = torch.eye(4).repeat(frames, num_bones, 1, 1)
+    transforms[..., :3, :3] = axis_angle_to_matrix(torch.randn(frames, num_bones, 3))
+    transforms[..., :3, 3] = torch.randn(frames, num_bones, 3)
+    points = torch.rand(200, 3) * 1.6 - 0.8  # some beyond the bounds: border values
+    frame = torch.randint(frames, (200,))
+    expected = blend_transforms(field(points)[:, None], transforms[frame])[:, 0, :3, :]
+    got = field.pre_blend(transforms).lookup(points, frame)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_diffused_weights_keep_the_body_and_blend_smoothly_between_limbs() -> None:
+    from invskin.nets.skinning_field import diffused_grid_weights, grid_nodes
+
+    # Two "legs" (vertical lines of vertices at x = -0.3 and x = +0.3), bone 0 and bone 1.
+    t = torch.linspace(-0.5, 0.5, 21)
+    left = torch.stack([torch.full_like(t, -0.3), t, torch.zeros_like(t)], -1)
+    right = torch.stack([torch.full_like(t, 0.3), t, torch.zeros_like(t)], -1)
+    vertices = torch.cat([left, right])
+    weights = torch.cat(
+        [torch.tensor([[1.0, 0.0]]).expand(21, 2), torch.tensor([[0.0, 1.0]]).expand(21, 2)]
+    )
+    bounds = torch.tensor([[-0.6, -0.6, -0.3], [0.6, 0.6, 0.3]])
+    nodes = grid_nodes(bounds, (25, 13, 7))
+    diffused = diffused_grid_weights(nodes, vertices, weights, fixed_radius=0.06)
+    assert torch.allclose(diffused.sum(-1), torch.ones(()), atol=1e-5) and (diffused >= 0).all()
+    # Nodes near a leg keep its weights; the midline between the legs is an even blend, and the
+    # weight of bone 1 rises steadily from left to right (no jump where the nearest vertex flips).
+    row = diffused[3, 6, :, 1]  # z = 0, y = 0, every x
+    xs = nodes[3, 6, :, 0]
+    assert torch.allclose(row[(xs + 0.3).abs() < 0.05], torch.zeros(()), atol=1e-6)
+    assert torch.allclose(row[(xs - 0.3).abs() < 0.05], torch.ones(()), atol=1e-6)
+    between = (xs > -0.25) & (xs < 0.25)
+    assert (row[between].diff() > 0.02).all()
+    assert row[xs.abs() < 1e-6].item() == pytest.approx(0.5, abs=1e-3)
+    # Harmonic at free nodes: each interior free node is the mean of its 6 neighbours.
+    inner = diffused[1:-1, 1:-1, 1:-1]
+    mean = (
+        diffused[2:, 1:-1, 1:-1] + diffused[:-2, 1:-1, 1:-1] + diffused[1:-1, 2:, 1:-1]
+        + diffused[1:-1, :-2, 1:-1] + diffused[1:-1, 1:-1, 2:] + diffused[1:-1, 1:-1, :-2]
+    ) / 6  # fmt: skip
+    x_inner = nodes[1:-1, 1:-1, 1:-1, 0]
+    free = x_inner.abs() < 0.2
+    assert (inner - mean)[free].abs().max() < 1e-3

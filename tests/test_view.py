@@ -56,6 +56,19 @@ def test_view_data_reposes_runs_and_measures_errors(toy_run):
         load_view_data([], data)
 
 
+def mesh_pixels(shot) -> tuple[int, float, int]:
+    """(error-coloured pixels, fraction of them near the error scale, grey scan pixels) in the
+    middle of the 3D canvas, clear of the GUI panels."""
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    canvas = image[160:660, 320:660]
+    spread, mean = canvas.max(-1) - canvas.min(-1), canvas.mean(-1)
+    saturated = spread > 40
+    grey = (spread < 12) & (mean < 235) & (mean > 80)
+    palette = colormap(np.linspace(0, 5, 64), 0.0, 5.0).astype(int)
+    near = np.abs(canvas[saturated][:, None] - palette[None]).max(-1).min(-1) < 90
+    return int(saturated.sum()), float(near.mean()) if near.size else 0.0, int(grey.sum())
+
+
 @pytest.mark.slow
 def test_browser_shows_the_meshes(toy_run, tmp_path):
     chromium = shutil.which("chromium")
@@ -64,26 +77,24 @@ def test_browser_shows_the_meshes(toy_run, tmp_path):
     data, run = toy_run
     view = load_view_data([run], data, split="test-out", max_frames=2, progress=False)
     viewer = start_viewer(view, port=free_port())
-    shot = tmp_path / "view.png"
     try:
-        subprocess.run(
-            [chromium, "--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader",
-             "--use-angle=swiftshader", "--window-size=1000,700", "--virtual-time-budget=15000",
-             f"--screenshot={shot}", viewer.url],
-            capture_output=True, timeout=120, check=False,
-        )  # fmt: skip
+        # Software WebGL on a loaded 2-core machine can need longer than the first budget to
+        # receive and draw the meshes: try again with a longer one before judging.
+        for budget in (15_000, 45_000, 90_000):
+            shot = tmp_path / f"view-{budget}.png"
+            subprocess.run(
+                [chromium, "--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader",
+                 "--use-angle=swiftshader", "--window-size=1000,700",
+                 f"--virtual-time-budget={budget}", f"--screenshot={shot}", viewer.url],
+                capture_output=True, timeout=180, check=False,
+            )  # fmt: skip
+            assert shot.exists(), "chromium wrote no screenshot"
+            coloured, near_scale, grey = mesh_pixels(shot)
+            if coloured > 1500 and grey > 1500:
+                break
     finally:
         viewer.stop()
-    assert shot.exists(), "chromium wrote no screenshot"
-    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    canvas = image[160:660, 320:660]  # the middle of the 3D canvas, clear of the GUI panels
-    saturated = (canvas.max(-1) - canvas.min(-1)) > 40
-    grey = (
-        ((canvas.max(-1) - canvas.min(-1)) < 12) & (canvas.mean(-1) < 235) & (canvas.mean(-1) > 80)
-    )
-    # The run mesh is drawn with error colours: many pixels near the colours of the scale.
-    palette = colormap(np.linspace(0, 5, 64), 0.0, 5.0).astype(int)
-    near = np.abs(canvas[saturated][:, None] - palette[None]).max(-1).min(-1) < 90
-    assert saturated.sum() > 1500, f"run mesh missing: {saturated.sum()} coloured pixels"
-    assert near.mean() > 0.5
-    assert grey.sum() > 1500, f"scan missing: {grey.sum()} grey pixels"
+    # The run mesh is drawn with error colours (near the scale's colours), the scan in grey.
+    assert coloured > 1500, f"run mesh missing: {coloured} coloured pixels"
+    assert near_scale > 0.5
+    assert grey > 1500, f"scan missing: {grey} grey pixels"

@@ -40,6 +40,7 @@ from invskin.export.figures import error_figure, save_gif, texture_frames, verte
 from invskin.export.glb import write_glb
 from invskin.export.render import save_png
 from invskin.export.texture import checker_image, front_box, project_front, save_colored_ply
+from invskin.fileio import write_text_atomic
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.models.pipeline import repose_run
 from invskin.training.checkpoint import load_checkpoint
@@ -280,15 +281,17 @@ def run_demo(
                                         eval_frames, "cpu", progress=False))  # fmt: skip
     frames_done = reports[0]["frames"]
     table = out / "metrics.md"
-    table.write_text(
+    write_text_atomic(
+        table,
         f"# invskin demo: {outfit}, test-out split ({frames_done} frames; "
         f"motions {', '.join(sorted(set(test.motions[:frames_done])))})\n\n"
         + markdown_table(reports)
         + "\n## Texture drift (correspondence error)\n\n"
-        + drift_table(reports)
+        + drift_table(reports),
     )
-    (out / "metrics.json").write_text(
-        json.dumps([{k: r[k] for k in r if k != "per_frame"} for r in reports], indent=1)
+    write_text_atomic(
+        out / "metrics.json",
+        json.dumps([{k: r[k] for k in r if k != "per_frame"} for r in reports], indent=1),
     )
     with stage(timing, "figures"):
         scans = [test.scan(i) for i in frames]
@@ -317,7 +320,7 @@ def run_demo(
         gif = save_gif(out / "textured.gif", texture_frames(sequences, names), 100)
     seconds = time.perf_counter() - tic
     timing["total"] = round(seconds, 1)
-    (out / "timing.json").write_text(json.dumps(timing, indent=1))
+    write_text_atomic(out / "timing.json", json.dumps(timing, indent=1))
     say(f"metrics table:   {table}")
     say(f"renders:         {renders}")
     say(f"textured GIF:    {gif}")

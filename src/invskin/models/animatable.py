@@ -45,9 +45,16 @@ from invskin.nets.skinning_field import (
     SkinningField,
     SkinningFieldConfig,
     SkinningGrid,
+    diffused_grid_weights,
     grid_nodes,
 )
-from invskin.solvers.inverse_skinning import default_init_bones, implicit_roots, inverse_lbs
+from invskin.solvers.inverse_skinning import (
+    InverseSkinningResult,
+    default_init_bones,
+    implicit_points,
+    implicit_roots,
+    inverse_lbs,
+)
 
 OUTSIDE = -20.0
 """Logit given to posed points with no valid canonical candidate."""
@@ -55,6 +62,12 @@ FOLD_MARGIN = 0.2
 """The skinning Jacobian's determinant is pushed above this at the canonical roots of samples."""
 FOLD_POINTS = 256
 """Samples per frame whose canonical roots are checked for folds each step."""
+PRIOR_LOGIT_EPS = 1e-4
+"""Residual skinning starts from ``log(w_prior + eps)``: a bone absent from the prior at a node
+starts about 9 logits below the prior's bones."""
+DUPLICATE_ROOT_TOLERANCE = 1e-4
+"""Valid root candidates of one posed point closer than this (metres) are the same root: Broyden
+stops at a residual of 1e-5 m, while distinct roots of a fold lie millimetres apart."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,9 @@ class PosedQuery:
     pin_d_displacement: Float[Tensor, "b n"]
     candidates: Float[Tensor, "b n k 3"]
     """The canonical candidates ``x_cp`` (pose-dependent canonical space), without gradient."""
+    multiplicity: Float[Tensor, "b n k"]
+    """How many valid candidates each candidate stands for: 1 per valid candidate (reference
+    path); on the fast path a distinct root counts its duplicates and a duplicate counts 0."""
 
 
 def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:
@@ -113,6 +129,7 @@ class AnimatableModel(nn.Module):
         self.register_buffer("prior_vertices", prior_vertices.float())
         self.register_buffer("prior_weights", prior_weights.float())
         self.register_buffer("bone_points", bone_segment_points(skeleton).float())
+        self.register_buffer("root_joint", skeleton.joints()[self.root].float(), persistent=False)
         self.init_bones = list(config.init_bones) or default_init_bones(skeleton)
         center = ((lo + hi) / 2).tolist()
         pose_cond_dim = 6 * (num_bones - 1) if config.shape_pose_conditioned else 0
@@ -127,13 +144,33 @@ class AnimatableModel(nn.Module):
         )
         self.skinning = (
             SkinningField(
-                num_bones, SkinningFieldConfig(hidden_width=config.skinning_width, hidden_layers=3)
+                num_bones,
+                SkinningFieldConfig(
+                    hidden_width=config.skinning_width,
+                    hidden_layers=3,
+                    zero_last=config.skinning_residual,
+                ),
             )
             if config.learn_skinning
             else None
         )
-        nearest = self._nearest_prior_weights(grid_nodes(self.bounds, config.skinning_grid))
-        self.register_buffer("prior_grid", nearest.permute(3, 0, 1, 2).contiguous())
+        prior_nodes = grid_nodes(self.bounds, tuple(config.prior_grid) or config.skinning_grid)
+        if config.prior == "nearest":
+            prior = self._nearest_prior_weights(prior_nodes)
+        elif config.prior == "diffused":
+            prior = diffused_grid_weights(
+                prior_nodes, self.prior_vertices, self.prior_weights, config.prior_radius
+            )
+        else:
+            raise ValueError(f"unknown prior {config.prior!r}; use nearest or diffused")
+        self.register_buffer("prior_grid", prior.permute(3, 0, 1, 2).contiguous())
+        # Residual skinning: the prior's log-weights at the grid nodes, (J, Rz, Ry, Rx).
+        self.register_buffer(
+            "prior_logits", torch.log(self.prior_grid + PRIOR_LOGIT_EPS), persistent=False
+        )
+        self.fast_query = True
+        """Training queries run on distinct roots with pre-blended transforms (:meth:`query`);
+        False runs the reference path, which evaluates every candidate."""
         pin_config = PINConfig(
             num_blocks=config.pin_blocks,
             hidden_width=config.pin_width,
@@ -168,29 +205,69 @@ class AnimatableModel(nn.Module):
         if self.skinning is None:
             return SkinningGrid(self.prior_grid, self.bounds)
         nodes = grid_nodes(self.bounds, self.config.skinning_grid)
+        if self.config.skinning_residual:
+            residual = self.skinning.logits(nodes).permute(3, 0, 1, 2)
+            if residual.shape != self.prior_logits.shape:
+                residual = nn.functional.interpolate(
+                    residual[None],
+                    size=self.prior_logits.shape[1:],
+                    mode="trilinear",
+                    align_corners=True,
+                )[0]
+            grid = torch.softmax(self.prior_logits + residual, dim=0)
+            return SkinningGrid(grid, self.bounds)
         weights = self.skinning(nodes.reshape(-1, 3)).reshape(*nodes.shape[:-1], -1)
         return SkinningGrid(weights.permute(3, 0, 1, 2).contiguous(), self.bounds)
 
     def fit_skinning_to_prior(self, steps: int) -> list[float]:
-        """Initialise the learned skinning field from the body prior (no-op for ``lbs-body``)."""
-        if self.skinning is None or steps <= 0:
+        """Initialise the learned skinning field from the body prior (no-op for ``lbs-body`` and
+        for a residual field, which starts at the prior)."""
+        if self.skinning is None or steps <= 0 or self.config.skinning_residual:
             return []
         return self.skinning.fit_to_prior(
             self.prior_vertices, self.prior_weights, PriorFitConfig(steps=steps, batch_points=2048)
         )
 
     # ----------------------------------------------------------------------------- PINs
-    def _root_relative(self, transforms: Tensor) -> Tensor:
-        return invert_rigid(transforms[..., self.root : self.root + 1, :, :]) @ transforms
+    def body_frame(self, transforms: Float[Tensor, "*b j 4 4"]) -> Float[Tensor, "*b 4 4"]:
+        """The frame the PINs work in (``config.pin_frame``), canonical to posed.
+
+        ``root``: the root bone's transform. ``heading``: the root joint's posed position and the
+        yaw part of the root's rotation (the heading of its x axis in the horizontal plane), about
+        the root joint; pitch and roll stay in the pose the PINs see.
+        """
+        root = transforms[..., self.root, :, :]
+        if self.config.pin_frame == "root":
+            return root
+        if self.config.pin_frame != "heading":
+            raise ValueError(f"unknown pin_frame {self.config.pin_frame!r}; use root or heading")
+        right = root[..., :3, 0]
+        angle = torch.atan2(-right[..., 2], right[..., 0])
+        cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+        one = torch.ones_like(angle)
+        yaw = torch.stack([cos, zero, sin, zero, one, zero, -sin, zero, cos], dim=-1).reshape(
+            *angle.shape, 3, 3
+        )
+        joint = self.root_joint.to(root)
+        posed_joint = (root[..., :3, :3] @ joint[:, None])[..., 0] + root[..., :3, 3]
+        frame = torch.zeros_like(root)
+        frame[..., :3, :3] = yaw
+        frame[..., :3, 3] = posed_joint - (yaw @ joint[:, None])[..., 0]
+        frame[..., 3, 3] = 1.0
+        return frame
+
+    def _pin_pose(self, transforms: Tensor) -> Tensor:
+        """The bone transforms relative to the body frame: what the PINs are conditioned on."""
+        return invert_rigid(self.body_frame(transforms))[..., None, :, :] @ transforms
 
     def _pin_d(self, x: Tensor, transforms: Tensor, inverse: bool) -> Tensor:
-        """PIN_d (or its inverse) in the root bone's frame."""
+        """PIN_d (or its inverse) in the body frame."""
         assert self.pin_d is not None
-        root = transforms[..., self.root, :, :]
-        local = apply_transform(invert_rigid(root), x)
-        rel = self._root_relative(transforms)
+        frame = self.body_frame(transforms)
+        local = apply_transform(invert_rigid(frame), x)
+        rel = self._pin_pose(transforms)
         local = self.pin_d.inverse(local, rel) if inverse else self.pin_d(local, rel)
-        return apply_transform(root, local)
+        return apply_transform(frame, local)
 
     # ----------------------------------------------------------------------------- shape
     def shape_logits(
@@ -215,17 +292,31 @@ class AnimatableModel(nn.Module):
         transforms: Float[Tensor, "b j 4 4"],
         field: SkinningGrid | None = None,
     ) -> PosedQuery:
-        """Posed points to canonical candidates to occupancy logits (differentiable)."""
+        """Posed points to canonical candidates to occupancy logits (differentiable).
+
+        With ``fast_query`` (the default) root finding reads pre-blended transform grids, and only
+        the distinct valid roots of each point go through the implicit correction, PIN_c^-1 and the
+        shape network; duplicates (closer than ``DUPLICATE_ROOT_TOLERANCE``) get the logit of the
+        root they repeat. Otherwise every candidate is evaluated (the reference path; test:
+        ``tests/test_model.py::test_fast_query_matches_the_reference``).
+        """
         field = field if field is not None else self.weight_field()
         b, n, _ = points.shape
         x_dl = self._pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
         roots = inverse_lbs(
-            x_dl, field, transforms, self.init_bones, max_steps=self.config.broyden_steps
+            x_dl,
+            field,
+            transforms,
+            self.init_bones,
+            max_steps=self.config.broyden_steps,
+            pre_blend=self.fast_query,
         )
+        if self.fast_query:
+            return self._query_distinct(roots, points, x_dl, transforms, field)
         x_cp = implicit_roots(roots, x_dl, field, transforms)  # (B, N, K, 3)
         k = x_cp.shape[2]
         flat = x_cp.reshape(b, n * k, 3)
-        x_c = self.pin_c.inverse(flat, self._root_relative(transforms)) if self.pin_c else flat
+        x_c = self.pin_c.inverse(flat, self._pin_pose(transforms)) if self.pin_c else flat
         logits = self.shape_logits(x_c, transforms).reshape(b, n, k)
         return PosedQuery(
             logits=logits,
@@ -233,6 +324,62 @@ class AnimatableModel(nn.Module):
             pin_c_displacement=(x_c - flat).square().sum(-1).reshape(b, n, k),
             pin_d_displacement=(x_dl - points).square().sum(-1),
             candidates=x_cp.detach(),
+            multiplicity=roots.valid.float(),
+        )
+
+    def _query_distinct(
+        self,
+        roots: InverseSkinningResult,
+        points: Float[Tensor, "b n 3"],
+        x_dl: Float[Tensor, "b n 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        field: SkinningGrid,
+    ) -> PosedQuery:
+        """:meth:`query` after root finding, on each point's distinct valid roots only.
+
+        The kept roots of each frame are packed into ``(B, M, 3)`` (padded to the largest frame's
+        count ``M``), evaluated once, and their logits and PIN_c displacements copied back to every
+        candidate that repeats them.
+        """
+        b, n, k, _ = roots.points.shape
+        valid = roots.valid
+        close = torch.cdist(roots.points.reshape(b * n, k, 3), roots.points.reshape(b * n, k, 3))
+        close = close.reshape(b, n, k, k) < DUPLICATE_ROOT_TOLERANCE
+        same = close & valid[:, :, :, None] & valid[:, :, None, :]
+        # The representative of candidate k: the first valid candidate at its place (k itself if new).
+        first = torch.where(same, torch.arange(k, device=points.device), k).min(-1).values
+        keep = valid & (first == torch.arange(k, device=points.device))
+        flat_keep = keep.reshape(b, n * k)
+        slot = flat_keep.long().cumsum(1) - 1  # (B, N*K): packed position of each kept candidate
+        m = max(int(flat_keep.sum(1).max()), 1)
+        frame_idx, cand_idx = flat_keep.nonzero(as_tuple=True)
+        packed_idx = (frame_idx, slot[frame_idx, cand_idx])
+        x_star = points.new_zeros(b, m, 3)
+        x_star[packed_idx] = roots.points.reshape(b, n * k, 3)[frame_idx, cand_idx]
+        target = points.new_zeros(b, m, 3)
+        target = target.index_put(packed_idx, x_dl[frame_idx, cand_idx // k])
+        in_use = torch.zeros(b, m, dtype=torch.bool, device=points.device)
+        in_use[packed_idx] = True
+        x_cp = implicit_points(x_star, target, in_use, field, transforms)
+        x_c = self.pin_c.inverse(x_cp, self._pin_pose(transforms)) if self.pin_c else x_cp
+        logits = self.shape_logits(x_c, transforms)  # (B, M)
+        pin_c_disp = (x_c - x_cp).square().sum(-1)
+        # Every valid candidate reads its representative's packed slot; invalid ones read slot 0.
+        rep = first.clamp(max=k - 1) + torch.arange(n, device=points.device)[None, :, None] * k
+        gather = torch.where(
+            valid, torch.gather(slot, 1, rep.reshape(b, n * k)).reshape(b, n, k), 0
+        )
+        gather = gather.reshape(b, n * k)
+        return PosedQuery(
+            logits=torch.gather(logits, 1, gather).reshape(b, n, k),
+            valid=valid,
+            pin_c_displacement=torch.gather(pin_c_disp, 1, gather).reshape(b, n, k),
+            pin_d_displacement=(x_dl - points).square().sum(-1),
+            candidates=roots.points,
+            multiplicity=torch.zeros_like(valid, dtype=points.dtype).scatter_add_(
+                2, first.clamp(max=k - 1), valid.to(points.dtype)
+            )
+            * keep,
         )
 
     @staticmethod
@@ -287,12 +434,15 @@ class AnimatableModel(nn.Module):
             # Folds: where det(d LBS / d x) <= 0, skinning maps several canonical points to one
             # posed point (self-intersection; LBS^-1 is ambiguous there). Checked at the valid
             # canonical roots of the batch's samples, which lie where the surface is.
-            roots = query.candidates[:, :FOLD_POINTS]
-            skin = field.weights_and_gradients(roots.flatten(1, 2))
-            jac = lbs_jacobian(roots.flatten(1, 2), skin.weights, skin.gradients, transforms)
-            det = torch.linalg.det(jac)
-            fold = torch.relu(FOLD_MARGIN - det) * query.valid[:, :FOLD_POINTS].flatten(1).float()
-            losses["lbs_fold"] = fold.mean()
+            # Mean over all candidates of the first FOLD_POINTS samples, each distinct root
+            # evaluated once and counted as many times as it was found.
+            count = query.multiplicity[:, :FOLD_POINTS]
+            frame, point, cand = (count > 0).nonzero(as_tuple=True)
+            roots = query.candidates[frame, point, cand][:, None]  # (M, 1, 3)
+            skin = field.weights_and_gradients(roots)
+            jac = lbs_jacobian(roots, skin.weights, skin.gradients, transforms[frame])[:, 0]
+            fold = torch.relu(FOLD_MARGIN - torch.linalg.det(jac)) * count[frame, point, cand]
+            losses["lbs_fold"] = fold.sum() / count.numel()
         valid = query.valid.float()
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (
@@ -314,7 +464,7 @@ class AnimatableModel(nn.Module):
         """Push canonical vertices through ``PIN_c -> LBS -> PIN_d`` for every frame."""
         field = self.weight_field()
         b = transforms.shape[0]
-        rel = self._root_relative(transforms)
+        rel = self._pin_pose(transforms)
         code_c = self.pin_c.encode_pose(rel) if self.pin_c is not None else None
         out = []
         for part in vertices.split(max(1, chunk // max(b, 1))):
@@ -344,12 +494,11 @@ class AnimatableModel(nn.Module):
         field = self.weight_field()
         b, v, _ = posed.shape
         x_dl = self._pin_d(posed, transforms, inverse=True) if self.pin_d is not None else posed
-        roots = inverse_lbs(
-            x_dl, field, transforms, self.init_bones, max_steps=100, cvg_thresh=1e-6
-        )
+        every_bone = list(range(self.skeleton.num_bones))
+        roots = inverse_lbs(x_dl, field, transforms, every_bone, max_steps=100, cvg_thresh=1e-6)
         k = roots.points.shape[2]
         flat = roots.points.reshape(b, v * k, 3)
-        x_c = self.pin_c.inverse(flat, self._root_relative(transforms)) if self.pin_c else flat
+        x_c = self.pin_c.inverse(flat, self._pin_pose(transforms)) if self.pin_c else flat
         x_c = x_c.reshape(b, v, k, 3)
         dist = (x_c - reference[None, :, None]).norm(dim=-1).masked_fill(~roots.valid, float("inf"))
         best = dist.argmin(-1)

@@ -54,6 +54,24 @@ class ModelConfig:
     broyden_steps: int = 30
     soft_blend: float = 10.0
     """Sharpness of the soft-max blend over root candidates during training."""
+    skinning_residual: bool = False
+    """Learned skinning logits are a residual on the body prior's: ``softmax(log(w_prior + eps) +
+    MLP(x))`` with the MLP's last layer zero-initialised, so the field starts exactly at the prior
+    (``lbs-body``'s weights) instead of a fit of it. False: the MLP alone (fitted to the prior)."""
+    prior: str = "nearest"
+    """How the body prior's weights fill space: ``nearest`` (the nearest body vertex's) or
+    ``diffused`` (nearest within ``prior_radius`` of the body, harmonic extension elsewhere: smooth
+    between the legs, see :func:`invskin.nets.skinning_field.diffused_grid_weights`)."""
+    prior_radius: float = 0.05
+    """Metres from the body within which the diffused prior keeps the nearest vertex's weights."""
+    prior_grid: tuple[int, ...] = ()
+    """Resolution (x, y, z) of the prior's grid, which ``lbs-body`` and a residual field use;
+    empty means ``skinning_grid``. A residual field's MLP is baked on ``skinning_grid`` and
+    upsampled trilinearly to this grid."""
+    pin_frame: str = "root"
+    """The body frame the PINs work in: ``root`` (the root bone's transform: position and the whole
+    rotation factored out) or ``heading`` (position and the yaw about the vertical axis only, so
+    the PINs see the root's tilt, and PIN_d keeps gravity's direction)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +81,7 @@ class ModelConfig:
         data = dict(data)
         data["skinning_grid"] = tuple(data["skinning_grid"])
         data["init_bones"] = tuple(data["init_bones"])
+        data["prior_grid"] = tuple(data.get("prior_grid", ()))
         return cls(**data)
 
 

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Bool, Float
+from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
 from invskin.nets.mlp import Activation, Mlp
@@ -78,6 +79,8 @@ class SkinningFieldConfig:
     """Smooth, so the Jacobian Broyden and the implicit gradient use is continuous, and about ten
     times cheaper on CPU than SNARF's softplus with beta 100 (``"softplus"``, still available)."""
     softplus_beta: float = 100.0
+    zero_last: bool = False
+    """Zero-initialise the MLP's output layer: the logits start at 0 (for a residual field)."""
 
 
 @dataclass
@@ -113,6 +116,7 @@ class SkinningField(nn.Module):
             config.hidden_layers,
             activation=config.activation,
             softplus_beta=config.softplus_beta,
+            zero_last=config.zero_last,
         )
 
     def logits(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
@@ -280,7 +284,131 @@ class SkinningGrid(nn.Module):
             gradients.reshape(*points.shape[:-1], self.num_bones, 3),
         )
 
+    def pre_blend(self, transforms: Float[Tensor, "b j 4 4"]) -> BlendedTransformGrid:
+        """The grid of blended transforms ``sum_b w_b(node) T_b`` of every frame (FastSNARF).
+
+        Trilinear interpolation is linear, so interpolating the blended transforms equals blending
+        with interpolated weights: the same ``LBS`` with 12 channels per frame instead of ``J``.
+        """
+        return BlendedTransformGrid(self.grid, self.bounds, transforms)
+
     def contains(self, points: Float[Tensor, "*p 3"]) -> Bool[Tensor, "*p"]:
         """Whether points lie inside the grid's bounds."""
         lo, hi = self.bounds.to(points)
         return ((points >= lo) & (points <= hi)).all(dim=-1)
+
+
+class BlendedTransformGrid:
+    """Per-frame grids of the blended 3x4 transforms of a :class:`SkinningGrid` (no autograd).
+
+    ``lookup(x, frame)`` interpolates frame ``frame[i]``'s grid trilinearly at ``x[i]`` (border
+    values outside the bounds, as :class:`SkinningGrid`), so one call serves rows of mixed frames.
+    It equals ``blend_transforms(grid(x), transforms[frame])[..., :3, :]`` up to float rounding
+    (test: ``tests/test_skinning_field.py``).
+    """
+
+    def __init__(
+        self,
+        grid: Float[Tensor, "j rz ry rx"],
+        bounds: Float[Tensor, "2 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+    ) -> None:
+        with torch.no_grad():
+            rows = transforms.detach()[..., :3, :].reshape(*transforms.shape[:-2], 12).to(grid)
+            blended = torch.einsum("jzyx,bjc->bzyxc", grid.detach(), rows)
+        self.table = blended.reshape(-1, 12)  # (B * Rz * Ry * Rx, 12)
+        self.sizes = (grid.shape[3], grid.shape[2], grid.shape[1])  # nodes along x, y, z
+        self.lo, self.hi = bounds.detach().to(grid)
+
+    @torch.no_grad()
+    def lookup(self, points: Float[Tensor, "m 3"], frame: Tensor) -> Float[Tensor, "m 3 4"]:
+        nx, ny, nz = self.sizes
+        sizes = points.new_tensor([nx - 1, ny - 1, nz - 1])
+        u = ((points - self.lo) / (self.hi - self.lo) * sizes).clamp(min=0).minimum(sizes)
+        cell = u.floor().minimum(sizes - 1)
+        t = u - cell
+        cell = cell.long()
+        base = ((frame * nz + cell[:, 2]) * ny + cell[:, 1]) * nx + cell[:, 0]
+        tx, ty, tz = t.unbind(-1)
+        out = points.new_zeros(points.shape[0], 12)
+        for dz in (0, 1):
+            wz = tz if dz else 1 - tz
+            for dy in (0, 1):
+                wzy = wz * (ty if dy else 1 - ty)
+                offset = (dz * ny + dy) * nx
+                out.addcmul_(self.table[base + offset], (wzy * (1 - tx))[:, None])
+                out.addcmul_(self.table[base + offset + 1], (wzy * tx)[:, None])
+        return out.reshape(-1, 3, 4)
+
+
+@torch.no_grad()
+def diffused_grid_weights(
+    nodes: Float[Tensor, "rz ry rx 3"],
+    prior_vertices: Float[Tensor, "v 3"],
+    prior_weights: Float[Tensor, "v j"],
+    fixed_radius: float,
+    max_iterations: int = 400,
+    tolerance: float = 1e-5,
+) -> Float[Tensor, "rz ry rx j"]:
+    """Body weights carried into space by diffusion (harmonic extension) on a grid.
+
+    Nodes within ``fixed_radius`` of a prior vertex keep their nearest vertex's weights; every other
+    node gets the solution of Laplace's equation on the grid graph (6 neighbours, no flux across the
+    grid's border) with those values fixed: the discrete harmonic extension, solved per bone by
+    conjugate gradients from the nearest-vertex weights. Between and around the limbs the weights
+    then blend smoothly instead of jumping where the nearest vertex changes sides (as loose clothing
+    needs: a skirt between the legs, FITE's "diffused skinning"). Rows are clamped at 0 and
+    renormalised to sum to 1.
+    """
+    tree = cKDTree(prior_vertices.detach().cpu().double().numpy())
+    distance, index = tree.query(nodes.detach().reshape(-1, 3).cpu().double().numpy())
+    index = torch.from_numpy(index).to(prior_weights.device)
+    nearest = prior_weights[index].reshape(*nodes.shape[:-1], prior_weights.shape[-1])
+    fixed = torch.from_numpy(distance < fixed_radius).reshape(nodes.shape[:-1])
+    fixed = fixed.to(prior_weights.device)
+    if bool(fixed.all()) or not bool(fixed.any()):
+        return nearest
+    u = nearest.permute(3, 0, 1, 2).double()  # (J, Rz, Ry, Rx)
+    free = ~fixed
+
+    def neighbour_sum(field: Tensor) -> tuple[Tensor, Tensor]:
+        total = torch.zeros_like(field)
+        count = torch.zeros_like(field[:1])
+        ones = torch.ones_like(field[:1])
+        for dim in (1, 2, 3):
+            n = field.shape[dim]
+            if n < 2:
+                continue
+            lo, hi = field.narrow(dim, 0, n - 1), field.narrow(dim, 1, n - 1)
+            total.narrow(dim, 1, n - 1).add_(lo)
+            total.narrow(dim, 0, n - 1).add_(hi)
+            count.narrow(dim, 1, n - 1).add_(ones.narrow(dim, 0, n - 1))
+            count.narrow(dim, 0, n - 1).add_(ones.narrow(dim, 1, n - 1))
+        return total, count
+
+    _, degree = neighbour_sum(u[:1])
+
+    def apply(p: Tensor) -> Tensor:  # A p = (D - N) p on free nodes, p zero on fixed ones
+        total, _ = neighbour_sum(p)
+        return (degree * p - total) * free
+
+    boundary = u * fixed
+    rhs = neighbour_sum(boundary)[0] * free  # N u_fixed, seen from free nodes
+    x = u * free
+    r = rhs - apply(x)
+    p = r.clone()
+    rs = (r * r).sum(dim=(1, 2, 3))
+    start = rs.sqrt().clamp(min=1e-30)
+    for _ in range(max_iterations):
+        ap = apply(p)
+        alpha = rs / (p * ap).sum(dim=(1, 2, 3)).clamp(min=1e-30)
+        x = x + alpha[:, None, None, None] * p
+        r = r - alpha[:, None, None, None] * ap
+        rs_new = (r * r).sum(dim=(1, 2, 3))
+        if bool((rs_new.sqrt() <= tolerance * start).all()):
+            break
+        p = r + (rs_new / rs.clamp(min=1e-30))[:, None, None, None] * p
+        rs = rs_new
+    weights = (x + boundary).clamp(min=0.0)
+    weights = weights / weights.sum(0, keepdim=True).clamp(min=1e-12)
+    return weights.permute(1, 2, 3, 0).to(nearest.dtype)

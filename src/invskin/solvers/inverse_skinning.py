@@ -7,7 +7,7 @@ vectors, metres. A weight function maps canonical points ``(..., 3)`` to skinnin
 ``f(x) = (sum_b w_b(x) T_b) x``; inverse skinning finds every canonical ``x`` with ``f(x) = x_d``.
 
 Each posed query starts from ``K`` guesses, one per bone in ``init_bones``: the inverse transform of
-that bone applied to the query. From each, Broyden's method (:func:`invskin.solvers.broyden`) runs
+that bone applied to the query. From each, Broyden's method (:func:`invskin.solvers.broyden_solver.broyden`) runs
 with the inverse of the blended transform at the guess as initial inverse Jacobian. A candidate is
 valid when it converged (residual below ``cvg_thresh``); duplicates are kept.
 
@@ -33,20 +33,22 @@ from torch import Tensor
 
 from invskin.body import Skeleton
 from invskin.geometry import invert_affine, lbs, lbs_jacobian
-from invskin.solvers.broyden import broyden
+from invskin.solvers.broyden_solver import broyden
 
 WeightFn = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
 class InverseSkinningResult:
-    """Candidate canonical points per posed query, their validity, residuals, and ``J^-1``."""
+    """Candidate canonical points per posed query, their validity, residuals, and Broyden's ``J^-1``."""
 
     points: Float[Tensor, "b n k 3"]
     valid: Bool[Tensor, "b n k"]
     residual_norm: Float[Tensor, "b n k"]
     inverse_jacobian: Float[Tensor, "b n k 3 3"]
-    """Broyden's final inverse-Jacobian estimate (FastSNARF reuses it for the gradient)."""
+    """Broyden's final inverse-Jacobian estimate, returned for inspection only: invskin's gradients
+    do not use it (:func:`implicit_correction` inverts the exact Jacobian at the root; FastSNARF
+    reuses this estimate instead)."""
 
 
 def default_init_bones(skeleton: Skeleton | Sequence[int], max_bones: int = 9) -> list[int]:
@@ -139,8 +141,15 @@ def inverse_lbs(
     max_steps: int = 50,
     cvg_thresh: float = 1e-5,
     dvg_thresh: float = 1.0,
+    pre_blend: bool = False,
 ) -> InverseSkinningResult:
-    """All canonical candidates ``x`` with ``LBS(x) = x_d``, one search per initial bone."""
+    """All canonical candidates ``x`` with ``LBS(x) = x_d``, one search per initial bone.
+
+    With ``pre_blend`` and a weight field that offers ``pre_blend(transforms)`` (a
+    :class:`invskin.nets.SkinningGrid`), the residual reads per-frame grids of blended transforms
+    (12 channels, only the row's own frame) instead of blending ``J`` weights for every frame: the
+    same roots up to float rounding, fewer operations.
+    """
     if len(init_bones) == 0:
         raise ValueError("init_bones is empty: pass at least one bone (see default_init_bones)")
     num_frames, num_points, _ = points_posed.shape
@@ -157,8 +166,15 @@ def inverse_lbs(
         # (J, B * 12): the top 3x4 block of every transform, frames side by side, so one matmul
         # blends rows of any mix of frames.
         packed = transforms.detach()[..., :3, :].permute(1, 0, 2, 3).reshape(num_bones, -1)
+        grids = (
+            weight_fn.pre_blend(transforms)
+            if pre_blend and hasattr(weight_fn, "pre_blend")
+            else None
+        )
 
         def blended(x: Tensor, rows: Tensor) -> Tensor:
+            if grids is not None:
+                return grids.lookup(x, frame[rows]).to(packed)
             all_frames = (weight_fn(x).to(packed) @ packed).reshape(-1, num_frames, 3, 4)
             return all_frames[torch.arange(x.shape[0], device=x.device), frame[rows]]
 
@@ -256,6 +272,22 @@ def implicit_roots(
     x_star = result.points.reshape(b, n * k, 3)
     target = points_posed[:, :, None].expand(-1, -1, k, -1).reshape(b, n * k, 3)
     valid = result.valid.reshape(b, n * k)
+    return implicit_points(x_star, target, valid, weight_fn, transforms).reshape(b, n, k, 3)
+
+
+def implicit_points(
+    x_star: Float[Tensor, "b m 3"],
+    target: Float[Tensor, "b m 3"],
+    valid: Bool[Tensor, "b m"],
+    weight_fn: WeightFn,
+    transforms: Float[Tensor, "b j 4 4"],
+) -> Float[Tensor, "b m 3"]:
+    """Roots ``x_star`` of ``LBS(x) = target`` (frame by frame), re-attached to the autograd graph.
+
+    The flat form of :func:`implicit_roots`, for any list of roots per frame.
+    """
+    if not torch.is_grad_enabled():
+        return x_star.detach()
     with_gradients = getattr(weight_fn, "weights_and_gradients", None)
     if with_gradients is None:
         corrected = implicit_correction(
@@ -267,4 +299,4 @@ def implicit_roots(
             jacobian = lbs_jacobian(x_star, skinning.weights, skinning.gradients, transforms)
         posed = lbs(x_star, weight_fn(x_star), transforms)
         corrected = apply_implicit_correction(x_star, posed - target, jacobian, valid)
-    return corrected.reshape(b, n, k, 3)
+    return corrected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from invskin.data.samples import SampleConfig, load_or_make_samples
 from invskin.models.config import ModelConfig
 from invskin.models.run import build_model
 from invskin.training.checkpoint import find_checkpoint, load_checkpoint
-from invskin.training.presets import make_preset
+from invskin.training.presets import Preset, make_preset
 from invskin.training.trainer import TrainConfig, TrainingData, TrainResult, train
 
 
@@ -48,15 +49,25 @@ def train_run(
     data: Path,
     out: Path,
     method: str = "ins",
-    preset: str = "cpu-quick",
+    preset: str | Preset = "cpu-quick",
     steps: int | None = None,
     device: str = "auto",
     seed: int = 0,
     resume: bool = False,
     progress: bool = True,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainSummary:
-    """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``."""
+    """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``.
+
+    ``preset`` is a preset's name, or a :class:`~invskin.training.presets.Preset` (its own method,
+    steps and seed; ``method``, ``steps`` and ``seed`` are then ignored).
+
+    SIGINT / SIGTERM write a checkpoint and raise
+    :class:`~invskin.training.trainer.TrainingInterrupted`; ``resume`` continues exactly.
+    """
     out = Path(out)
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be a positive number of training steps, got {steps}")
     dev = pick_device(device)
     if resume:
         state = load_checkpoint(out, with_optimizer=False).state
@@ -74,11 +85,15 @@ def train_run(
                 f"{out} already holds a trained run; pass --resume to continue it, or choose "
                 "another --out"
             )
-        chosen = make_preset(preset, method, steps=steps, seed=seed)
+        chosen = (
+            preset
+            if isinstance(preset, Preset)
+            else make_preset(preset, method, steps=steps, seed=seed)
+        )
         model_config, train_config = chosen.model, chosen.train
         prior_fit, preset_name, resolution = (
             chosen.prior_fit_steps,
-            preset,
+            chosen.name,
             chosen.extract_resolution,
         )
     dataset = load_dataset(data)
@@ -102,6 +117,14 @@ def train_run(
         "cpu_count": os.cpu_count(),
     }
     result = train(
-        model, samples, train_config, out, run_state, dev, resume=resume, progress=progress
+        model,
+        samples,
+        train_config,
+        out,
+        run_state,
+        dev,
+        resume=resume,
+        on_log=on_log,
+        progress=progress,
     )
     return TrainSummary(out, model_config.method, result)

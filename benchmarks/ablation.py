@@ -1,0 +1,104 @@
+"""Train and evaluate one method under a named variant of a preset (the ablations of docs/results.md).
+
+    python benchmarks/ablation.py --data DATA --runs RUNS --variant NAME --method ins --seed 0
+
+A variant is the preset (``--preset``, default ``cpu-quick``) with some model or loss settings
+changed (``VARIANTS`` below). The run goes to ``RUNS/VARIANT/METHOD-sSEED`` (a finished run there is
+reused), and is evaluated on ``test-within`` and ``test-out`` with ``invskin eval``'s protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from invskin.evaluation.evaluate import evaluate_run
+from invskin.training.checkpoint import load_checkpoint
+from invskin.training.presets import Preset, make_preset
+from invskin.training.run import train_run
+from invskin.training.schedule import LossWeights, Ramp
+
+
+# Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
+def _fold_after_warmup(total: int) -> Ramp:
+    """The LBS fold hinge off while the shape settles (first 30%), then up to 10."""
+    return Ramp(0.0, 10.0, begin=int(0.3 * total), finish=total)
+
+
+V2: dict[str, Any] = {
+    "skinning_residual": True,
+    "pin_frame": "heading",
+    "pin_blocks": 3,
+    "losses": {
+        "pin_c_displacement": Ramp(1.0, 1.0),
+        "pin_d_displacement": Ramp(1.0, 1.0),
+        "lbs_fold": _fold_after_warmup,
+    },
+}
+
+DIFFUSED: dict[str, Any] = {"prior": "diffused", "prior_grid": (36, 48, 24), "prior_radius": 0.05}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "preset": {},
+    "v2": V2,
+    "diffused": DIFFUSED,
+    "v3": {**V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},
+    "v3-disp1": {**V2, **DIFFUSED},
+}
+
+
+def variant_preset(preset: str, variant: str, method: str, seed: int, steps: int | None) -> Preset:
+    """The preset ``preset`` for ``method`` with variant ``variant`` applied."""
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    chosen = make_preset(preset, method, steps=steps, seed=seed)
+    changes = dict(VARIANTS[variant])
+    losses = changes.pop("losses", {})
+    train_changes = changes.pop("train", {})
+    model = replace(chosen.model, **changes)
+    schedules = dict(chosen.train.loss_weights.schedules)
+    total = chosen.train.steps
+    for name, ramp in losses.items():
+        schedules[name] = ramp if isinstance(ramp, Ramp) else ramp(total)
+    train = replace(chosen.train, loss_weights=LossWeights(schedules), **train_changes)
+    return replace(chosen, name=f"{preset}+{variant}", model=model, train=train)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--runs", type=Path, required=True)
+    parser.add_argument("--variant", default="preset")
+    parser.add_argument("--method", default="ins")
+    parser.add_argument("--preset", default="cpu-quick")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--eval-points", type=int, default=100_000)
+    parser.add_argument("--eval-frames", type=int, default=None)
+    args = parser.parse_args()
+    run = args.runs / args.variant / f"{args.method}-s{args.seed}"
+    try:
+        finished = load_checkpoint(run, with_optimizer=False).state.get("finished", False)
+    except (FileNotFoundError, ValueError):
+        finished = False
+    if not finished:
+        chosen = variant_preset(args.preset, args.variant, args.method, args.seed, args.steps)
+        train_run(args.data, run, preset=chosen, device="cpu", progress=False)
+    for split in ("test-within", "test-out"):
+        report = evaluate_run(
+            run,
+            args.data,
+            split=split,
+            num_points=args.eval_points,
+            max_frames=args.eval_frames,
+            progress=False,
+        )
+        summary = " ".join(f"{k}={v:.4f}" for k, v in report["summary"].items())
+        corr = report.get("correspondence") or {}
+        print(f"{args.variant} {args.method} s{args.seed} {split}: {summary} corr={corr}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Collect ``invskin eval`` reports of many runs and seeds into the quality table and its JSON.
+
+    python benchmarks/quality_table.py --outfit dress RUNS/*/*/eval/*/metrics.json \
+        [--json benchmarks/results/quality-cpu.json] > table.md
+
+Runs are expected at ``RUNS/VARIANT/METHOD-sSEED`` (as ``benchmarks/ablation.py`` writes them).
+Every report becomes one JSON row (outfit, variant, method, split, seed, frames, ``summary``,
+``correspondence`` and the ``per_part`` block); rows of an existing JSON file for other outfits
+are kept. The Markdown table has one line per (variant, method, split): the mean over seeds and,
+with several seeds, the spread (sample standard deviation) after ``±``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+
+from invskin.fileio import write_bytes_atomic
+
+COLUMNS = (
+    ("IoU bbox", lambda r: r["summary"]["iou_bbox"], "{:.4f}"),
+    ("IoU surface", lambda r: r["summary"]["iou_surface"], "{:.4f}"),
+    ("Chamfer cm", lambda r: r["summary"]["chamfer_cm"], "{:.3f}"),
+    ("NC", lambda r: r["summary"]["normal_consistency"], "{:.4f}"),
+    ("corr. mean", lambda r: (r.get("correspondence") or {}).get("mean_cm"), "{:.2f}"),
+    ("corr. p95", lambda r: (r.get("correspondence") or {}).get("p95_cm"), "{:.2f}"),
+    ("skirt corr. mean", lambda r: _part(r, "skirt", "correspondence_mean_cm"), "{:.2f}"),
+    ("skirt corr. p95", lambda r: _part(r, "skirt", "correspondence_p95_cm"), "{:.2f}"),
+    ("skirt Chamfer", lambda r: _part(r, "skirt", "chamfer_cm"), "{:.3f}"),
+    ("skirt stretch p99", lambda r: _part(r, "skirt", "stretch_p99"), "{:.2f}"),
+    ("body corr. mean", lambda r: _part(r, "body", "correspondence_mean_cm"), "{:.2f}"),
+)
+
+
+def _part(report: dict, part: str, key: str) -> float | None:
+    block = report.get("per_part") or {}
+    block = block.get("summary", block)
+    return (block.get(part) or {}).get(key)
+
+
+def row_of(path: Path, outfit: str) -> dict:
+    report = json.loads(path.read_text())
+    run = path.parents[2]
+    match = re.fullmatch(r"(.+)-s(\d+)", run.name)
+    method, seed = (match.group(1), int(match.group(2))) if match else (run.name, 0)
+    return {
+        "outfit": outfit,
+        "variant": run.parent.name,
+        "method": method,
+        "split": report["split"],
+        "seed": seed,
+        "frames": report["frames"],
+        "summary": report["summary"],
+        "correspondence": report.get("correspondence"),
+        "per_part": report.get("per_part"),
+        "run": str(run),
+    }
+
+
+def cell(values: list[float | None], fmt: str) -> str:
+    numbers = [v for v in values if v is not None]
+    if not numbers:
+        return "n/a"
+    text = fmt.format(statistics.mean(numbers))
+    if len(numbers) > 1:
+        text += " ± " + fmt.format(statistics.stdev(numbers))
+    return text
+
+
+def markdown(rows: list[dict]) -> str:
+    groups: dict[tuple[str, str, str, str], list[dict]] = {}
+    for row in rows:
+        key = (row["outfit"], row["split"], row["variant"], row["method"])
+        groups.setdefault(key, []).append(row)
+    head = ["outfit", "split", "variant", "method", "seeds", "frames"] + [c[0] for c in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (outfit, split, variant, method), group in sorted(groups.items()):
+        cells = [outfit, split, variant, method, str(len(group)), str(group[0]["frames"])]
+        cells += [cell([get(r) for r in group], fmt) for _, get, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("--outfit", required=True)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    rows = [row_of(path, args.outfit) for path in args.reports]
+    if args.json is not None:
+        kept = []
+        if args.json.exists():
+            kept = [r for r in json.loads(args.json.read_text()) if r["outfit"] != args.outfit]
+        payload = json.dumps(kept + rows, indent=1) + "\n"
+        write_bytes_atomic(args.json, payload.encode())
+    print(markdown(rows), end="")
+
+
+if __name__ == "__main__":
+    main()
