@@ -4,7 +4,8 @@
    the same training frames as ``default`` but only the one held-out motion the demo shows
    (``run``), so no time goes into frames nobody looks at;
 2. train ``ins`` and ``snarf-nc`` with the ``cpu-quick`` preset, side by side in two processes
-   (each with half the cores), or reuse finished runs;
+   (each with half the cores; ``parallel=False`` trains them one after the other), or reuse
+   finished runs;
 3. extract each canonical mesh once, paint a texture on it (a UV checker projected from the front)
    and repose it through the held-out motion: a PLY per frame with vertex colours and a GLB with
    ``COLOR_0``;
@@ -107,8 +108,10 @@ def train_side_by_side(
     data: Path, runs: dict[str, Path], preset: str, steps: int | None, seed: int
 ) -> None:
     """Train several methods at once, one ``invskin train`` process each with an equal share of
-    the cores (small networks use two threads poorly, so two one-thread processes finish sooner
-    than two runs one after the other). Each process logs to ``RUN.log``."""
+    the cores (``OMP_NUM_THREADS``), so both cores stay busy through the whole run instead of one
+    method's small batches being split over two threads; whether this beats training them one
+    after the other on an idle machine has not been measured (``docs/results.md``). Each process
+    logs to ``RUN.log``."""
     threads = max(1, (os.cpu_count() or 2) // len(runs))
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     procs = {}
