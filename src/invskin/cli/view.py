@@ -45,9 +45,10 @@ class View:
         )
         viewer = start_viewer(data, self.host, self.port, vmax_cm=self.vmax_cm)
         print(f"invskin view: open {viewer.url}", flush=True)
+        port = viewer.server.get_port()  # viser moves on to a free port if --port is taken
         print(
-            f"(remote machine: ssh -L {self.port}:localhost:{self.port} HOST, then open "
-            f"http://localhost:{self.port}; Ctrl-C stops)",
+            f"(remote machine: ssh -L {port}:localhost:{port} HOST, then open "
+            f"http://localhost:{port}; Ctrl-C stops)",
             flush=True,
         )
         try:
