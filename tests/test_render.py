@@ -8,7 +8,16 @@ import torch
 import trimesh
 from PIL import Image
 
-from invskin.export.render import Camera, rasterize, render_mesh, save_png, tile_images
+from invskin.export.render import (
+    ERROR_STOPS,
+    Camera,
+    color_bar,
+    colormap,
+    rasterize,
+    render_mesh,
+    save_png,
+    tile_images,
+)
 from invskin.mesh import TriMesh
 
 WHITE = (255, 255, 255)
@@ -120,3 +129,45 @@ def test_renders_torch_inputs(sphere):
     a = render_mesh((v, f), 48, 48, Camera(eye=(0, 0, 3)))
     b = render_mesh(sphere, 48, 48, Camera(eye=(0, 0, 3)))
     np.testing.assert_array_equal(a, b)
+
+
+def test_vertex_colors_are_interpolated_across_faces():
+    # One quad facing the camera: left vertices red, right vertices blue; flat light, no ambient loss.
+    vertices = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], dtype=float)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    colors = np.array([[255, 0, 0], [0, 0, 255], [0, 0, 255], [255, 0, 0]])
+    image = render_mesh(
+        (vertices, faces), 64, 64, Camera(eye=(0, 0, 3), scale=1.0), vertex_colors=colors,
+        ambient=1.0,
+    )  # fmt: skip
+    assert image[32, 1, 0] > 240 and image[32, 1, 2] < 15  # left edge: red
+    assert image[32, 62, 2] > 240 and image[32, 62, 0] < 15  # right edge: blue
+    np.testing.assert_allclose(image[32, 32, [0, 2]], [128, 128], atol=5)  # half way: mixed
+    with pytest.raises(ValueError, match="vertex_colors"):
+        render_mesh((vertices, faces), 8, 8, vertex_colors=colors[:3])
+
+
+def test_colormap_fixed_scale_and_clipping():
+    rgb = colormap([0.0, 5.0, 50.0, -1.0, float("nan")], 0.0, 5.0)
+    assert rgb.dtype == np.uint8 and rgb.shape == (5, 3)
+    np.testing.assert_array_equal(rgb[0], ERROR_STOPS[0])
+    np.testing.assert_array_equal(rgb[1], ERROR_STOPS[-1])
+    np.testing.assert_array_equal(rgb[2], ERROR_STOPS[-1])  # above vmax: clipped
+    np.testing.assert_array_equal(rgb[3], ERROR_STOPS[0])
+    np.testing.assert_array_equal(rgb[4], [128, 128, 128])
+    ramp = colormap(np.linspace(0, 5, 50), 0.0, 5.0).astype(int)
+    assert (np.abs(np.diff(ramp, axis=0)).max()) < 40  # continuous, no jumps
+    with pytest.raises(ValueError, match="vmax"):
+        colormap([1.0], 1.0, 1.0)
+
+
+def test_color_bar_shows_the_scale_top_to_bottom():
+    bar = color_bar(300, 0.0, 5.0, "cm", width=120)
+    assert bar.shape == (300, 120, 3)
+    column = bar[:, 10].astype(int)  # inside the strip
+    coloured = np.nonzero(column.max(-1) - column.min(-1) > 30)[0]  # the strip, not the text
+    assert coloured.max() - coloured.min() > 200
+    np.testing.assert_allclose(bar[coloured.min(), 10], ERROR_STOPS[-1], atol=12)  # vmax on top
+    np.testing.assert_allclose(bar[coloured.max(), 10], ERROR_STOPS[0], atol=12)  # vmin below
+    text = bar[:, 40:]
+    assert (text < 100).all(-1).sum() > 50  # tick labels were drawn (dark pixels)

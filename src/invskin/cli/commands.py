@@ -7,6 +7,7 @@ from invskin.cli.demo_bench import Bench, Demo
 from invskin.cli.io_commands import Export, Import
 from invskin.cli.model_commands import Eval, Extract, Repose, Train
 from invskin.cli.synth import Synth
+from invskin.cli.view import View
 
 COMMANDS: dict[str, type] = {
     "synth": Synth,
@@ -18,4 +19,5 @@ COMMANDS: dict[str, type] = {
     "bench": Bench,
     "import": Import,
     "export": Export,
+    "view": View,
 }

@@ -3,7 +3,8 @@
 The animation uses **morph targets**: the base mesh is the first frame, target k holds frame k's
 displacement from it, and one animation channel steps the morph weights so frame k has weight 1 at
 time k / fps. Faces are shared by all frames, which is what exact correspondences give: a texture or
-edit made on the mesh carries over to every pose. glTF is y up and in metres, like invskin.
+edit made on the mesh carries over to every pose. glTF is y up and in metres, like invskin. Optional
+per-vertex colours (a texture painted on the canonical mesh) go in ``COLOR_0``, shared by all frames.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, UInt8
 
 from invskin.fileio import atomic_path
 
@@ -20,6 +21,7 @@ ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
 UNSIGNED_INT = 5125
+UNSIGNED_BYTE = 5121
 
 
 def _pad4(data: bytes) -> bytes:
@@ -31,8 +33,13 @@ def write_glb(
     frames: Float[np.ndarray, "f v 3"],
     faces: Int[np.ndarray, "t 3"],
     fps: float = 30.0,
+    colors: UInt8[np.ndarray, "v 3"] | None = None,
 ) -> None:
-    """Write ``frames`` (all with the same ``faces``) as an animated GLB, atomically."""
+    """Write ``frames`` (all with the same ``faces``) as an animated GLB, atomically.
+
+    ``colors``: optional per-vertex RGB (V, 3) uint8, written as ``COLOR_0`` (normalised RGBA
+    bytes), the same for every frame since vertex i is the same point in every frame.
+    """
     frames = np.ascontiguousarray(frames, dtype=np.float32)
     faces = np.ascontiguousarray(faces, dtype=np.uint32)
     if frames.ndim != 3 or frames.shape[0] < 1 or frames.shape[2] != 3:
@@ -73,12 +80,30 @@ def write_glb(
         pygltflib.Accessor(componentType=UNSIGNED_INT, count=faces.size, type="SCALAR"),
         ELEMENT_ARRAY_BUFFER,
     )
+    color = None
+    if colors is not None:
+        colors = np.asarray(colors)
+        if colors.shape != (frames.shape[1], 3) or colors.dtype != np.uint8:
+            raise ValueError(
+                f"colors must be (V, 3) uint8 with V={frames.shape[1]}, got {colors.shape} "
+                f"{colors.dtype}"
+            )
+        rgba = np.concatenate([colors, np.full((len(colors), 1), 255, np.uint8)], axis=1)
+        color = add(
+            np.ascontiguousarray(rgba),
+            pygltflib.Accessor(
+                componentType=UNSIGNED_BYTE, normalized=True, count=len(rgba), type="VEC4"
+            ),
+            ARRAY_BUFFER,
+        )
     targets = []
     for k in range(1, num_frames):
         delta = frames[k] - base
         targets.append({"POSITION": add(delta, vec3(delta), ARRAY_BUFFER)})
     primitive = pygltflib.Primitive(
-        attributes=pygltflib.Attributes(POSITION=position), indices=indices, targets=targets or None
+        attributes=pygltflib.Attributes(POSITION=position, COLOR_0=color),
+        indices=indices,
+        targets=targets or None,
     )
     mesh = pygltflib.Mesh(primitives=[primitive], weights=[0.0] * len(targets) or None)
     animations = []
@@ -152,3 +177,17 @@ def read_glb_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
     faces = read(prim.indices, 1, np.uint32).reshape(-1, 3).astype(np.int64)
     frames = [base] + [base + read(t["POSITION"], 3, np.float32) for t in prim.targets or []]
     return np.stack(frames), faces
+
+
+def read_glb_colors(path: Path) -> np.ndarray | None:
+    """The ``COLOR_0`` RGB (V, 3) uint8 of a GLB written by :func:`write_glb`, or None."""
+    gltf = pygltflib.GLTF2().load_binary(str(path))
+    index = gltf.meshes[0].primitives[0].attributes.COLOR_0
+    if index is None:
+        return None
+    acc = gltf.accessors[index]
+    view = gltf.bufferViews[acc.bufferView]
+    data = np.frombuffer(
+        gltf.binary_blob(), dtype=np.uint8, count=acc.count * 4, offset=view.byteOffset
+    )
+    return data.reshape(acc.count, 4)[:, :3].copy()

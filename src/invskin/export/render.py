@@ -6,7 +6,9 @@ depth is ``-z_cam`` (positive in front). Image rows go top to bottom, pixel (row
 its centre at ``(j + 0.5, i + 0.5)`` in screen coordinates. An orthographic camera shows
 ``2 * scale`` metres over the image height; a perspective one has a vertical field of view
 ``fov_deg``. Faces are drawn two-sided (raw scans are open), shaded by the absolute cosine between
-the normal and the light, so a face's winding order never hides it.
+the normal and the light, so a face's winding order never hides it. Colours are RGB in [0, 255]:
+one colour, one per face, or one per vertex (interpolated across each face), which is how a texture
+painted on the canonical mesh or a per-vertex error is shown.
 
 The same code runs on CPU or GPU (the ``device`` argument): fragments are generated per face by
 expanding its screen bounding box, tested with barycentric coordinates, and resolved with a
@@ -278,17 +280,29 @@ def render_mesh(
     shading: str = "lambert",
     smooth: bool = True,
     device: torch.device | str = "cpu",
+    vertex_colors: Shaped[np.ndarray, "v 3"] | None = None,
+    ambient: float = 0.25,
 ) -> UInt8[np.ndarray, "h w 3"]:
     """Render a mesh to an RGB image (H, W, 3) uint8.
 
     ``camera`` defaults to :meth:`Camera.framing` from the front. ``color`` is one RGB colour or a
-    (T, 3) array of per-face colours in [0, 255]. ``shading`` is ``"lambert"`` (a light near the
-    camera, plus ambient) or ``"normal"`` (camera-space normals mapped to RGB). ``smooth`` uses
-    interpolated vertex normals instead of flat face normals.
+    (T, 3) array of per-face colours in [0, 255]; ``vertex_colors`` (V, 3) in [0, 255], when
+    given, replaces it and is interpolated barycentrically across each face. ``shading`` is
+    ``"lambert"`` (a light near the camera, plus ``ambient`` light) or ``"normal"`` (camera-space
+    normals mapped to RGB). ``smooth`` uses interpolated vertex normals instead of flat face normals.
     """
     if shading not in ("lambert", "normal"):
         raise ValueError(f"shading must be 'lambert' or 'normal', got {shading!r}")
+    if not 0.0 <= ambient <= 1.0:
+        raise ValueError(f"ambient must be in [0, 1], got {ambient}")
     vertices, faces = _as_tensors(mesh, device)
+    if vertex_colors is not None:
+        vertex_colors = np.asarray(vertex_colors, dtype=np.float32)
+        if vertex_colors.shape != (len(vertices), 3):
+            raise ValueError(
+                f"vertex_colors must have shape (V, 3) = ({len(vertices)}, 3), "
+                f"got {vertex_colors.shape}"
+            )
     if camera is None:
         camera = Camera.framing(vertices.cpu().numpy(), aspect=width / height)
     frags = rasterize((vertices, faces), camera, width, height, device=device)
@@ -318,9 +332,13 @@ def render_mesh(
     else:
         light = torch.nn.functional.normalize(torch.tensor([-0.3, 0.5, 1.0], device=device), dim=0)
         lambert = (n_cam @ light).clamp(min=0)
-        albedo = torch.as_tensor(np.asarray(color, dtype=np.float32), device=device)
-        albedo = albedo[face] if albedo.ndim == 2 else albedo.expand(len(face), 3)
-        rgb = albedo * (0.25 + 0.75 * lambert)[:, None]
+        if vertex_colors is not None:
+            corner = torch.as_tensor(vertex_colors, device=device)[faces[face]]  # (n, 3, 3)
+            albedo = (frags.barycentric[hit][..., None] * corner).sum(1)
+        else:
+            albedo = torch.as_tensor(np.asarray(color, dtype=np.float32), device=device)
+            albedo = albedo[face] if albedo.ndim == 2 else albedo.expand(len(face), 3)
+        rgb = albedo * (ambient + (1.0 - ambient) * lambert)[:, None]
     image[hit] = rgb
     return image.clamp(0, 255).round().to(torch.uint8).cpu().numpy()
 
@@ -344,12 +362,21 @@ def _vertex_normals(
     return torch.nn.functional.normalize(summed, dim=-1)
 
 
+def label_font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at ``size`` pixels (a bitmap font where FreeType is missing)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
+
+
 def tile_images(
     images: Sequence[UInt8[np.ndarray, "h w 3"]],
     labels: Sequence[str] | None = None,
     columns: int | None = None,
     pad: int = 4,
     background: Color = BACKGROUND,
+    font_size: int = 12,
 ) -> UInt8[np.ndarray, "hh ww 3"]:
     """Tile equally sized images into a grid (row-major), each with an optional label on top."""
     if not images:
@@ -362,8 +389,8 @@ def tile_images(
     h, w, _ = images[0].shape
     columns = columns or len(images)
     rows = math.ceil(len(images) / columns)
-    font = ImageFont.load_default()
-    label_h = 14 if labels is not None else 0
+    font = label_font(font_size)
+    label_h = font_size + 2 if labels is not None else 0
     canvas = Image.new(
         "RGB", (columns * (w + pad) + pad, rows * (h + label_h + pad) + pad), background
     )
@@ -375,6 +402,92 @@ def tile_images(
             draw.text((x0 + 2, y0), labels[k], fill=(0, 0, 0), font=font)
         canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (x0, y0 + label_h))
     return np.asarray(canvas)
+
+
+# Colour scale for errors: dark blue (0) through cyan, green and yellow to red and dark red (max).
+# Piecewise linear in RGB between these stops, which are equally spaced over [0, 1].
+ERROR_STOPS: tuple[Color, ...] = (
+    (48, 18, 120),
+    (40, 110, 230),
+    (30, 200, 200),
+    (90, 210, 80),
+    (240, 220, 40),
+    (240, 110, 30),
+    (200, 20, 20),
+    (110, 0, 10),
+)
+
+
+def colormap(
+    values: Float[np.ndarray, " n"] | Sequence[float],
+    vmin: float,
+    vmax: float,
+    stops: Sequence[Color] = ERROR_STOPS,
+) -> UInt8[np.ndarray, "n 3"]:
+    """Map ``values`` to RGB on a fixed scale: ``vmin`` to the first stop, ``vmax`` (and above) to
+    the last, piecewise linear in between. NaN maps to grey. A fixed scale keeps images comparable
+    across methods and frames."""
+    if not vmax > vmin:
+        raise ValueError(f"colormap needs vmax > vmin, got [{vmin}, {vmax}]")
+    values = np.asarray(values, dtype=np.float64)
+    table = np.asarray(stops, dtype=np.float64)
+    t = np.clip((np.nan_to_num(values, nan=vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
+    position = t * (len(table) - 1)
+    low = np.minimum(np.floor(position).astype(np.int64), len(table) - 2)
+    frac = (position - low)[..., None]
+    rgb = table[low] * (1.0 - frac) + table[low + 1] * frac
+    rgb[np.isnan(values)] = 128.0
+    return np.round(rgb).astype(np.uint8)
+
+
+def color_bar(
+    height: int,
+    vmin: float,
+    vmax: float,
+    label: str,
+    ticks: Sequence[float] | None = None,
+    width: int = 110,
+    stops: Sequence[Color] = ERROR_STOPS,
+    font_size: int = 14,
+    background: Color = BACKGROUND,
+) -> UInt8[np.ndarray, "h w 3"]:
+    """A vertical colour bar image (``vmax`` at the top) with tick values and a label on top.
+
+    The last tick reads ``>= vmax`` because :func:`colormap` clips larger values to the top colour.
+    """
+    font = label_font(font_size)
+    canvas = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(canvas)
+    top, bottom = 2 * font_size + 10, height - font_size
+    bar_w = max(8, width // 5)
+    if bottom - top < 10:
+        raise ValueError(f"color_bar: height {height} is too small for font size {font_size}")
+    rows = np.arange(top, bottom)
+    values = vmax - (rows - top) / max(1, bottom - top - 1) * (vmax - vmin)
+    strip = np.repeat(colormap(values, vmin, vmax, stops)[:, None], bar_w, axis=1)
+    canvas.paste(Image.fromarray(strip), (6, top))
+    draw.rectangle([6, top, 6 + bar_w - 1, bottom - 1], outline=(0, 0, 0))
+    draw.text((4, 2), label, fill=(0, 0, 0), font=font)
+    ticks = list(ticks) if ticks is not None else list(np.linspace(vmin, vmax, 6))
+    for value in ticks:
+        y = top + (vmax - value) / (vmax - vmin) * (bottom - top - 1)
+        draw.line([6 + bar_w, y, 6 + bar_w + 5, y], fill=(0, 0, 0))
+        text = f"{value:g}" if value < vmax else f">= {value:g}"
+        draw.text((6 + bar_w + 8, y - font_size // 2 - 1), text, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
+def concat_horizontal(
+    images: Sequence[np.ndarray], background: Color = BACKGROUND
+) -> UInt8[np.ndarray, "hh ww 3"]:
+    """Place images side by side, top-aligned, padding shorter ones with ``background``."""
+    height = max(image.shape[0] for image in images)
+    padded = []
+    for image in images:
+        pad = np.empty((height - image.shape[0], image.shape[1], 3), np.uint8)
+        pad[:] = background
+        padded.append(np.concatenate([image, pad]))
+    return np.concatenate(padded, axis=1)
 
 
 def save_png(path: str | os.PathLike[str], image: UInt8[np.ndarray, "h w 3"]) -> Path:

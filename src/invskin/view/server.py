@@ -1,0 +1,145 @@
+"""The web viewer: a viser server (three.js in the browser) that shows :class:`ViewData`.
+
+Scene (y up, metres): the chosen run's posed mesh at the origin, the ground-truth scan beside it
+(to its right), overlaid on it (translucent) or hidden, and optionally the canonical mesh to its
+left. GUI: run, colouring (error to the scan on a fixed cm scale with its colour bar, the painted
+texture, or plain), frame slider, play / pause and speed. Meshes with per-vertex colours travel to
+the browser as GLB (``COLOR_0``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+import viser
+
+from invskin.export.render import color_bar, colormap
+from invskin.mesh.io import TriMesh
+from invskin.view.data import ViewData
+
+COLOURINGS = ("error (cm)", "texture", "plain")
+SCAN_MODES = ("beside", "overlaid", "hidden")
+PLAIN = np.array([200, 200, 210], dtype=np.uint8)
+SCAN_COLOR = (170, 170, 170)
+
+
+@dataclass
+class Viewer:
+    """A running viewer; ``url`` to open, :meth:`stop` to shut it down."""
+
+    server: viser.ViserServer
+    url: str
+    data: ViewData
+    _stop: threading.Event
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop()
+
+
+def _glb_mesh(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> trimesh.Trimesh:
+    rgba = np.concatenate([colors, np.full((len(colors), 1), 255, np.uint8)], axis=1)
+    return trimesh.Trimesh(vertices, faces, vertex_colors=rgba, process=False)
+
+
+def start_viewer(
+    data: ViewData,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    vmax_cm: float = 5.0,
+    fps: float = 10.0,
+) -> Viewer:
+    """Start the server (it runs in background threads) and build the scene and the controls."""
+    server = viser.ViserServer(host=host, port=port, verbose=False)
+    server.scene.set_up_direction("+y")
+    stop = threading.Event()
+    lock = threading.Lock()
+    runs = {run.name: run for run in data.runs}
+    first = data.runs[0]
+    lo, hi = first.posed.min((0, 1)), first.posed.max((0, 1))
+    spacing = 1.4 * float(max(hi[0] - lo[0], 0.6))
+    centre = 0.5 * (lo + hi)
+    centre[0] += 0.5 * spacing  # between the run and the scan beside it
+    server.initial_camera.look_at = tuple(float(v) for v in centre)
+    server.initial_camera.position = (
+        float(centre[0]),
+        float(centre[1]),
+        float(centre[2] + 1.3 * max(hi[1] - lo[1], spacing)),
+    )
+
+    gui_run = server.gui.add_dropdown("run", tuple(runs), initial_value=first.name)
+    gui_colour = server.gui.add_dropdown("colour", COLOURINGS, initial_value=COLOURINGS[0])
+    gui_scan = server.gui.add_dropdown("scan", SCAN_MODES, initial_value=SCAN_MODES[0])
+    gui_canonical = server.gui.add_checkbox("canonical mesh", initial_value=False)
+    gui_frame = server.gui.add_slider("frame", 0, len(data.frame_names) - 1, 1, 0)
+    gui_play = server.gui.add_checkbox("play", initial_value=False)
+    gui_fps = server.gui.add_slider("frames / s", 1.0, 30.0, 1.0, float(fps))
+    gui_info = server.gui.add_markdown("")
+    bar = color_bar(260, 0.0, vmax_cm, "distance to scan (cm)", width=190, font_size=13)
+    gui_legend = server.gui.add_image(bar, label="error colours", format="png")
+
+    def colours(run, frame: int) -> np.ndarray:
+        if gui_colour.value == "texture":
+            return run.texture
+        if gui_colour.value == "plain":
+            return np.broadcast_to(PLAIN, (run.canonical.num_vertices, 3))
+        return colormap(run.errors_cm[frame], 0.0, vmax_cm)
+
+    def redraw(_=None) -> None:
+        with lock:
+            run = runs[gui_run.value]
+            frame = int(gui_frame.value)
+            faces = run.canonical.faces
+            server.scene.add_mesh_trimesh(
+                "/run", _glb_mesh(run.posed[frame], faces, colours(run, frame))
+            )
+            scan: TriMesh = data.scans[frame]
+            if gui_scan.value == "hidden":
+                server.scene.remove_by_name("/scan")
+            else:
+                beside = gui_scan.value == "beside"
+                server.scene.add_mesh_simple(
+                    "/scan",
+                    scan.vertices,
+                    scan.faces,
+                    color=SCAN_COLOR,
+                    opacity=None if beside else 0.45,
+                    side="double",
+                    position=(spacing, 0.0, 0.0) if beside else (0.0, 0.0, 0.0),
+                )
+            if gui_canonical.value:
+                server.scene.add_mesh_trimesh(
+                    "/canonical",
+                    _glb_mesh(run.canonical.vertices, faces, colours(run, frame)),
+                    position=(-spacing, 0.0, 0.0),
+                )
+            else:
+                server.scene.remove_by_name("/canonical")
+            gui_legend.visible = gui_colour.value == COLOURINGS[0]
+            error = run.errors_cm[frame]
+            gui_info.content = (
+                f"**{run.name}** ({run.method}), frame **{data.frame_names[frame]}** "
+                f"({frame + 1}/{len(data.frame_names)})  \n"
+                f"distance to scan: mean {error.mean():.2f} cm, p95 "
+                f"{np.percentile(error, 95):.2f} cm  \n"
+                f"left to right: {'canonical, ' if gui_canonical.value else ''}{run.name}"
+                f"{', scan' if gui_scan.value == 'beside' else ''}"
+            )
+
+    for handle in (gui_run, gui_colour, gui_scan, gui_canonical, gui_frame):
+        handle.on_update(redraw)
+    redraw()
+
+    def play() -> None:
+        while not stop.is_set():
+            if gui_play.value and len(data.frame_names) > 1:
+                gui_frame.value = (int(gui_frame.value) + 1) % len(data.frame_names)
+            time.sleep(1.0 / max(1.0, float(gui_fps.value)))
+
+    threading.Thread(target=play, daemon=True, name="invskin-view-play").start()
+    url = f"http://{'localhost' if host in ('0.0.0.0', '127.0.0.1') else host}:{server.get_port()}"
+    return Viewer(server, url, data, stop)
