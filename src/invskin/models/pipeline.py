@@ -24,6 +24,7 @@ from invskin.mesh.coarse_to_fine import evaluate_grid_coarse_to_fine
 from invskin.mesh.extract import extract_mesh, mesh_from_grid
 from invskin.mesh.io import TriMesh, load_mesh, save_mesh
 from invskin.models.animatable import AnimatableModel
+from invskin.models.fast_repose import FastReposer
 from invskin.models.run import load_run
 
 CANONICAL_MESH = "canonical.ply"
@@ -73,6 +74,14 @@ def extract_posed(
         posed_field, lo, hi, coarse, factor, chunk_size=32_768, device=transforms.device
     )
     return mesh_from_grid(values, lo, hi, keep_largest_component=True), evaluations
+
+
+def reposer_for(model: AnimatableModel):
+    """``(vertices, transforms) -> posed``: the CPU fast path (:mod:`invskin.models.fast_repose`)
+    on CPU, the reference ``model.repose`` on other devices."""
+    if model.bounds.device.type == "cpu":
+        return FastReposer(model).repose
+    return model.repose
 
 
 @dataclass(frozen=True)
@@ -128,10 +137,11 @@ def repose_run(
     if model.pose_free:
         mesh, extraction = canonical_mesh(run_dir, model, resolution, loaded.state)
         vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
+        repose = reposer_for(model)
         frames = []
         tic = time.perf_counter()
         for start in tqdm(range(0, len(transforms), batch), desc="repose", disable=not progress):
-            frames.append(model.repose(vertices, transforms[start : start + batch]).cpu())
+            frames.append(repose(vertices, transforms[start : start + batch]).cpu())
         posed = torch.cat(frames).numpy()
         seconds = (time.perf_counter() - tic) / len(transforms)
         for name, verts in zip(names, posed):

@@ -1,0 +1,420 @@
+"""Fast reposing on CPU: the same ``PIN_c -> LBS -> PIN_d`` as :meth:`AnimatableModel.repose`,
+restructured for throughput. :meth:`AnimatableModel.repose` stays the reference; the tests check that
+the two agree to float32 rounding for every method.
+
+What is restructured (the numbers are the same up to rounding):
+
+- **Weights fused once.** Each coupling's projection MLP ends in a linear layer that feeds two
+  linear maps (the conditioner's first layer and the attention logits); both products are folded
+  into one matrix each (``W_f W_p`` and ``W_a W_p``), so the projected features are never formed.
+- **Pose work once per frame.** The per-bone embeddings through the conditioner's first layer plus
+  the pooled code (``e W_e^T + W_c c``, J x H per frame and coupling) are computed once per frame;
+  softmax rows sum to one, so ``a (e W_e^T) + W_c c = a (e W_e^T + 1 (W_c c)^T)``: the pooled term
+  rides in the same batched product as the attention.
+- **PIN_d's root frame folded into LBS.** PIN_d works in the root bone's frame; LBS is linear in the
+  bone transforms, so ``T_root^-1 (sum_b w_b T_b) x = (sum_b w_b T_root^-1 T_b) x``: the bone
+  transforms are premultiplied once per frame and the per-point change of frame disappears.
+- **Biases inside the matrix products.** Every activation buffer carries a trailing column of
+  ones and every weight matrix a bias row, so a layer is one ``mm`` written straight into the next
+  buffer (no separate bias pass); the column of ones of the next layer's input comes out of the
+  same product (a zero weight column with bias 1).
+- **One frame per product, cache-sized chunks, preallocated buffers.** Vertices go in chunks of
+  ``chunk_rows``; each chunk is pushed through every frame in turn, so the per-frame attention term
+  and the skinning blend are plain matrix products, and the chunk's buffers (rows x width) are
+  allocated once and stay in cache. Points are kept as three coordinate columns: a coupling reads
+  its fixed coordinates and replaces its free ones without gathering or re-stacking.
+- **The first coupling of PIN_c once per chunk.** Its fixed coordinates are canonical, so its
+  features and attention weights do not depend on the pose: they are computed once per chunk of
+  vertices and reused for every frame.
+
+Conventions as :mod:`invskin.models.animatable`: vertices ``(V, 3)`` canonical, transforms
+``(B, J, 4, 4)`` canonical-to-posed, output ``(B, V, 3)`` posed. Shape legend: ``B`` frames, ``V``
+vertices, ``J`` bones, ``R`` rows (vertices of a chunk), ``H`` conditioner width, ``P`` projection
+width, ``f`` Fourier features.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from invskin.geometry import invert_rigid
+from invskin.models.animatable import AnimatableModel
+from invskin.nets.mlp import Mlp
+from invskin.nets.pin import PIN, PoseAwareCoupling
+
+DEFAULT_CHUNK_ROWS = 4096
+"""Vertices per chunk; ``benchmarks/bench_repose_fast.py --sweep`` measures others on a machine."""
+
+
+def _activation_(x: Tensor, name: str, softplus_beta: float) -> None:
+    """The activation of :mod:`invskin.nets.mlp`, in place (``x`` may be a strided view)."""
+    if name == "silu":
+        nn.functional.silu(x, inplace=True)
+    elif name == "relu":
+        x.relu_()
+    elif name == "softplus":
+        x.copy_(nn.functional.softplus(x * softplus_beta) / softplus_beta)
+    else:
+        raise ValueError(f"unknown activation {name!r}")
+
+
+def _augmented(weight: Tensor, bias: Tensor, ones_column: bool = False) -> Tensor:
+    """``(in + 1, out [+ 1])``: ``[W^T; b]``, optionally with a last column ``[0; 1]`` that carries
+    the column of ones on to the next layer's input."""
+    top = torch.cat([weight.detach().T, bias.detach()[None]])
+    if ones_column:
+        extra = torch.zeros(top.shape[0], 1, dtype=top.dtype, device=top.device)
+        extra[-1] = 1.0
+        top = torch.cat([top, extra], dim=1)
+    return top.contiguous()
+
+
+@dataclass(frozen=True)
+class _FastCoupling:
+    """One :class:`PoseAwareCoupling` with its weights rearranged (see the module docstring)."""
+
+    free: tuple[int, ...]
+    fixed: tuple[int, ...]
+    freqs: Tensor | None
+    """``(K,)`` Fourier frequencies, or None."""
+    projection: tuple[Tensor, ...]
+    """The projection MLP's hidden layers, augmented, each followed by the activation; the first
+    reads the Fourier features (and a row of ones) transposed."""
+    front: Tensor
+    """``(P + 1, H + 1 [+ J])``: the projection's output layer fused with the conditioner's first
+    layer (feature columns), a ones column, and, when pose-conditioned, fused with the attention."""
+    bone_weight_t: Tensor | None
+    """``(E, H)``: the conditioner's first-layer columns that read the attended bone embedding."""
+    pooled_weight_t: Tensor | None
+    """``(C, H)``: the columns that read the pooled pose code."""
+    hidden: tuple[Tensor, ...]
+    """The conditioner's further hidden layers, augmented with the ones column."""
+    out: Tensor
+    """``(2 f, H + 1)``: the last layer ``[W, b]``, applied as ``W h^T`` so ``s`` and ``t`` are rows."""
+    width: int
+    """``H``."""
+    clamp: float
+    activation: str
+    softplus_beta: float
+
+    @classmethod
+    def of(cls, coupling: PoseAwareCoupling) -> _FastCoupling:
+        cfg = coupling.config
+        projection: Mlp = coupling.projection
+        conditioner: Mlp = coupling.conditioner
+        if projection.activation != conditioner.activation or (
+            projection.softplus_beta != conditioner.softplus_beta
+        ):
+            raise ValueError("the fast path assumes one activation per coupling")
+        w_p = projection.layers[-1].weight.detach()  # (p, hp)
+        b_p = projection.layers[-1].bias.detach()
+        first = conditioner.layers[0]
+        p = w_p.shape[0]
+        w_f = first.weight.detach()[:, :p]  # (H, p)
+        front = _augmented(w_f @ w_p, w_f @ b_p + first.bias.detach(), ones_column=True)
+        bone_weight_t = pooled_weight_t = None
+        if coupling.attention is not None:
+            w_a, b_a = coupling.attention.weight.detach(), coupling.attention.bias.detach()
+            front = torch.cat([front, _augmented(w_a @ w_p, w_a @ b_p + b_a)], dim=1).contiguous()
+            e = cfg.pose_embed_dim
+            bone_weight_t = first.weight.detach()[:, p : p + e].T.contiguous()
+            pooled_weight_t = first.weight.detach()[:, p + e :].T.contiguous()
+        freqs = None
+        if cfg.fourier_frequencies > 0:
+            freqs = (2.0 ** torch.arange(cfg.fourier_frequencies, dtype=w_p.dtype)) * (math.pi / 2)
+            freqs = freqs.to(w_p.device)
+        last = conditioner.layers[-1]
+        return cls(
+            free=coupling.free,
+            fixed=coupling.fixed,
+            freqs=freqs,
+            projection=tuple(
+                _augmented(layer.weight, layer.bias, ones_column=True)
+                for layer in projection.layers[:-1]
+            ),
+            front=front,
+            bone_weight_t=bone_weight_t,
+            pooled_weight_t=pooled_weight_t,
+            hidden=tuple(
+                _augmented(layer.weight, layer.bias, ones_column=True)
+                for layer in conditioner.layers[1:-1]
+            ),
+            out=torch.cat([last.weight.detach(), last.bias.detach()[:, None]], dim=1).contiguous(),
+            width=first.weight.shape[0],
+            clamp=cfg.scale_clamp,
+            activation=conditioner.activation,
+            softplus_beta=conditioner.softplus_beta,
+        )
+
+    def frame_table(self, bones: Tensor, pooled: Tensor) -> Tensor | None:
+        """``(B, J, H)``: each bone's embedding through the first layer plus the pooled term."""
+        if self.bone_weight_t is None:
+            return None
+        table = bones @ self.bone_weight_t
+        if pooled.shape[-1] > 0:
+            table = table + (pooled @ self.pooled_weight_t)[..., None, :]
+        return table.contiguous()
+
+    def front_(self, cols: list[Tensor], work: _Workspace) -> tuple[Tensor, Tensor | None]:
+        """The pose-independent part: ``(R, H + 1 [+ J])`` pre-activations, and attention weights."""
+        nfixed = len(self.fixed)
+        if self.freqs is not None:
+            k = self.freqs.shape[0]
+            fourier = work.get(("fourier", nfixed), nfixed * (1 + 2 * k) + 1, transposed=True)
+            for i, axis in enumerate(self.fixed):
+                fourier[i].copy_(cols[axis])
+            angles = work.get(("angles", nfixed), nfixed * k, transposed=True)
+            torch.mul(
+                fourier[:nfixed, None, :], self.freqs[None, :, None], out=angles.view(nfixed, k, -1)
+            )
+            torch.sin(angles, out=fourier[nfixed : nfixed * (1 + k)])
+            torch.cos(angles, out=fourier[nfixed * (1 + k) : -1])
+        else:
+            fourier = work.get(("fourier", nfixed), nfixed + 1, transposed=True)
+            for i, axis in enumerate(self.fixed):
+                fourier[i].copy_(cols[axis])
+        h = fourier.T
+        for i, layer in enumerate(self.projection):
+            nxt = work.get(("projection", i), layer.shape[1])
+            torch.mm(h, layer, out=nxt)
+            _activation_(nxt[:, :-1], self.activation, self.softplus_beta)
+            h = nxt
+        front = work.get("front", self.front.shape[1])
+        torch.mm(h, self.front, out=front)
+        if self.bone_weight_t is None:
+            return front, None
+        attention = work.get("attention", self.front.shape[1] - self.width - 1)
+        torch.ops.aten._softmax.out(front[:, self.width + 1 :], -1, False, out=attention)
+        return front, attention
+
+    def back_(
+        self,
+        cols: list[Tensor],
+        pre: Tensor,
+        attention: Tensor | None,
+        table: Tensor | None,
+        work: _Workspace,
+    ) -> None:
+        """Finish the coupling from the pose-independent part for one frame; updates ``cols``."""
+        act, beta, width = self.activation, self.softplus_beta, self.width
+        if attention is not None:
+            head = pre[:, :width]
+            torch.addmm(head, attention, table, out=head)  # in place (and seen by FLOP counters)
+        _activation_(pre[:, :width], act, beta)
+        h = pre[:, : width + 1]
+        for i, layer in enumerate(self.hidden):
+            nxt = work.get(("hidden", i % 2), layer.shape[1])
+            torch.mm(h, layer, out=nxt)
+            _activation_(nxt[:, :-1], act, beta)
+            h = nxt
+        raw = work.get("raw", self.out.shape[0], transposed=True)
+        torch.mm(self.out, h.T, out=raw)
+        nfree = len(self.free)
+        scale = raw[:nfree].div_(self.clamp).tanh_().mul_(self.clamp).exp_()
+        for k, axis in enumerate(self.free):
+            cols[axis] = torch.addcmul(raw[nfree + k], cols[axis], scale[k])
+
+    def apply_(self, cols: list[Tensor], table: Tensor | None, work: _Workspace) -> None:
+        pre, attention = self.front_(cols, work)
+        self.back_(cols, pre, attention, table, work)
+
+
+class _Workspace:
+    """Buffers reused across the chunks and frames of one call (allocated once per size)."""
+
+    def __init__(self, rows: int, like: Tensor) -> None:
+        self.rows = rows
+        self.like = like
+        self.buffers: dict = {}
+
+    def get(self, key, width: int, transposed: bool = False) -> Tensor:
+        """A ``(rows, width)`` buffer (``(width, rows)`` if transposed); a trailing column (row) of
+        ones is set once where the layers expect it and never overwritten by the products."""
+        shape = (width, self.rows) if transposed else (self.rows, width)
+        full = self.buffers.get((key, shape))
+        if full is None:
+            full = self.like.new_ones(shape)
+            self.buffers[(key, shape)] = full
+        return full
+
+    def resize(self, rows: int) -> None:
+        """Use the first ``rows`` rows (the last chunk is shorter)."""
+        if rows != self.rows:
+            self.buffers = {}
+            self.rows = rows
+
+
+class _FastPIN:
+    def __init__(self, pin: PIN) -> None:
+        self.pin = pin
+        self.couplings = [_FastCoupling.of(c) for c in pin.couplings]
+
+    def frame_tables(self, rel: Tensor) -> list[Tensor | None]:
+        """Per coupling, ``(B, J, H)`` tables (None without pose conditioning)."""
+        code = self.pin.encode_pose(rel)
+        if code is None:
+            return [None] * len(self.couplings)
+        return [c.frame_table(code.bones, code.pooled) for c in self.couplings]
+
+
+class FastReposer:
+    """Reposes canonical vertices like ``model.repose``, faster on CPU (see the module docstring).
+
+    The model's parameters are read once, at construction: build a new reposer after changing them.
+    ``chunk_rows`` vertices go through all frames at a time; on CPU, ``workers`` threads (default:
+    torch's thread count) each take whole chunks with single-threaded kernels.
+    """
+
+    def __init__(
+        self,
+        model: AnimatableModel,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        workers: int | None = None,
+    ) -> None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.model = model
+        self.chunk_rows = chunk_rows
+        self.workers = workers or torch.get_num_threads()
+        with torch.no_grad():
+            self.field = model.weight_field()
+            self.grid = self.field.grid.detach()[None]  # (1, J, Rz, Ry, Rx)
+            lo, hi = self.field.bounds.detach()
+            self.grid_lo = lo
+            self.grid_scale = 2.0 / (hi - lo)
+            self.pin_c = _FastPIN(model.pin_c) if model.pin_c is not None else None
+            self.pin_d = _FastPIN(model.pin_d) if model.pin_d is not None else None
+
+    def _skinning_weights(self, cols: list[Tensor], work: _Workspace) -> Tensor:
+        """``(J, R)``: the trilinear grid lookup of :class:`SkinningGrid`, transposed."""
+        coords = work.get("coords", 3)
+        torch.stack(cols, dim=1, out=coords)
+        coords.sub_(self.grid_lo).mul_(self.grid_scale).sub_(1.0)
+        out = nn.functional.grid_sample(
+            self.grid,
+            coords[None, None, None],
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )
+        return out[0, :, 0, 0]
+
+    @torch.no_grad()
+    def repose(
+        self, vertices: Float[Tensor, "v 3"], transforms: Float[Tensor, "b j 4 4"]
+    ) -> Float[Tensor, "b v 3"]:
+        """Push canonical vertices through ``PIN_c -> LBS -> PIN_d`` for every frame."""
+        model = self.model
+        if vertices.ndim != 2 or vertices.shape[-1] != 3:
+            raise ValueError(f"vertices must be (V, 3), got {tuple(vertices.shape)}")
+        if transforms.ndim != 4 or transforms.shape[-3:] != (model.skeleton.num_bones, 4, 4):
+            raise ValueError(
+                f"transforms must be (B, {model.skeleton.num_bones}, 4, 4), got "
+                f"{tuple(transforms.shape)}"
+            )
+        frames = transforms.shape[0]
+        vertices = vertices.to(self.grid)
+        transforms = transforms.to(self.grid)
+        rel = model._root_relative(transforms)
+        tables_c = self.pin_c.frame_tables(rel) if self.pin_c is not None else []
+        tables_d = self.pin_d.frame_tables(rel) if self.pin_d is not None else []
+        bones = transforms
+        if self.pin_d is not None:
+            root = transforms[:, model.root]
+            bones = invert_rigid(root)[:, None] @ transforms  # PIN_d's frame folded into LBS
+            root_rows = root[:, :3, :].contiguous()  # (B, 3, 4)
+        # (B, 12, J): the bones' top rows, so one product blends them for every point of a chunk.
+        bone_rows = bones[:, :, :3, :].reshape(frames, -1, 12).transpose(1, 2).contiguous()
+        out = vertices.new_empty(frames, vertices.shape[0], 3)
+        plan = _FramePlan(
+            bone_rows, root_rows if self.pin_d is not None else None, tables_c, tables_d
+        )
+        starts = list(range(0, vertices.shape[0], self.chunk_rows))
+        workers = min(self.workers, len(starts)) if vertices.device.type == "cpu" else 1
+        if workers <= 1:
+            work = _Workspace(min(self.chunk_rows, vertices.shape[0]), vertices)
+            for start in starts:
+                self._chunk(vertices, start, plan, out, work)
+            return out
+        # One worker thread per core, each on whole chunks with single-threaded kernels: torch
+        # releases the GIL inside its kernels, and no fork-join barrier is paid per (small) op.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                jobs = [
+                    pool.submit(self._chunks, vertices, starts[w::workers], plan, out)
+                    for w in range(workers)
+                ]
+                for job in jobs:
+                    job.result()
+        finally:
+            torch.set_num_threads(threads)
+        return out
+
+    def _chunks(self, vertices: Tensor, starts: list[int], plan: _FramePlan, out: Tensor) -> None:
+        work = _Workspace(min(self.chunk_rows, vertices.shape[0]), vertices)
+        for start in starts:
+            self._chunk(vertices, start, plan, out, work)
+
+    def _chunk(
+        self, vertices: Tensor, start: int, plan: _FramePlan, out: Tensor, work: _Workspace
+    ) -> None:
+        """Every frame of the vertices ``start : start + chunk_rows``, written into ``out``."""
+        part = vertices[start : start + self.chunk_rows]
+        n = part.shape[0]
+        work.resize(n)
+        canonical = [part[:, k].contiguous() for k in range(3)]
+        if self.pin_c is not None:  # its first coupling does not depend on the pose
+            first_coupling = self.pin_c.couplings[0]
+            pre0, attention0 = first_coupling.front_(canonical, work)
+            pre0 = pre0.clone()
+            attention0 = None if attention0 is None else attention0.clone()
+        for b in range(plan.bone_rows.shape[0]):
+            cols = list(canonical)
+            if self.pin_c is not None:
+                pre = work.get("front", pre0.shape[1])
+                pre.copy_(pre0)
+                tables = [None if t is None else t[b] for t in plan.tables_c]
+                first_coupling.back_(cols, pre, attention0, tables[0], work)
+                for coupling, table in zip(self.pin_c.couplings[1:], tables[1:]):
+                    coupling.apply_(cols, table, work)
+            weights = self._skinning_weights(cols, work)  # (J, R)
+            blended = plan.bone_rows[b] @ weights  # (12, R)
+            cols = [
+                torch.addcmul(blended[4 * k + 3], blended[4 * k], cols[0])
+                .addcmul_(blended[4 * k + 1], cols[1])
+                .addcmul_(blended[4 * k + 2], cols[2])
+                for k in range(3)
+            ]
+            if self.pin_d is not None:
+                assert plan.root_rows is not None
+                for coupling, table in zip(self.pin_d.couplings, plan.tables_d):
+                    coupling.apply_(cols, None if table is None else table[b], work)
+                root = plan.root_rows[b]
+                out[b, start : start + n] = torch.addmm(
+                    root[:, 3:], root[:, :3], torch.stack(cols)
+                ).T
+            else:
+                for k in range(3):
+                    out[b, start : start + n, k] = cols[k]
+
+
+@dataclass(frozen=True)
+class _FramePlan:
+    """What every chunk needs of the frames, computed once per call."""
+
+    bone_rows: Tensor
+    """``(B, 12, J)``: top rows of the bone transforms (PIN_d's root frame folded in)."""
+    root_rows: Tensor | None
+    """``(B, 3, 4)``: the root bone's transform, applied after PIN_d."""
+    tables_c: list[Tensor | None]
+    tables_d: list[Tensor | None]
