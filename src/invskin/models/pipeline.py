@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from invskin.fileio import write_bytes_atomic
 from invskin.geometry import lbs
 from invskin.mesh.coarse_to_fine import evaluate_grid_coarse_to_fine
 from invskin.mesh.extract import extract_mesh, mesh_from_grid
@@ -76,6 +77,32 @@ def extract_posed(
     return mesh_from_grid(values, lo, hi, keep_largest_component=True), evaluations
 
 
+def write_sequence(
+    out_dir: Path,
+    names: list[str],
+    posed: np.ndarray,
+    faces: np.ndarray,
+    glb: bool,
+    timing: dict,
+) -> tuple[list[Path], Path | None]:
+    """What ``invskin repose`` writes for one sequence of a pose-free model: ``<name>.ply`` per
+    frame (``posed`` (F, V, 3), shared ``faces``), ``animation.glb`` if ``glb``, ``timing.json``."""
+    from invskin.export.glb import write_glb
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [
+        save_mesh(out_dir / f"{name}.ply", TriMesh(verts.astype(np.float64), faces))
+        for name, verts in zip(names, posed)
+    ]
+    path = None
+    if glb:
+        path = out_dir / "animation.glb"
+        write_glb(path, posed, faces)
+    write_bytes_atomic(out_dir / "timing.json", json.dumps(timing, indent=1).encode())
+    return files, path
+
+
 def reposer_for(model: AnimatableModel):
     """``(vertices, transforms) -> posed``: the CPU fast path (:mod:`invskin.models.fast_repose`)
     on CPU, the reference ``model.repose`` on other devices."""
@@ -119,8 +146,6 @@ def repose_run(
     """Repose a run to every frame of ``transforms`` (F, J, 4, 4); one PLY per frame in ``out_dir``."""
     from tqdm import tqdm
 
-    from invskin.export.glb import write_glb
-
     loaded = load_run(run_dir, device)
     model = loaded.model
     transforms = transforms.to(device=device, dtype=torch.float32)
@@ -144,15 +169,12 @@ def repose_run(
             frames.append(repose(vertices, transforms[start : start + batch]).cpu())
         posed = torch.cat(frames).numpy()
         seconds = (time.perf_counter() - tic) / len(transforms)
-        for name, verts in zip(names, posed):
-            files.append(
-                save_mesh(out_dir / f"{name}.ply", TriMesh(verts.astype(np.float64), mesh.faces))
-            )
-        glb = None
-        if write_glb:
-            glb = out_dir / "animation.glb"
-            write_glb(glb, posed, mesh.faces)
-        timing |= {"canonical_vertices": mesh.num_vertices, "extraction_seconds": extraction}
+        timing |= {
+            "canonical_vertices": mesh.num_vertices,
+            "extraction_seconds": extraction,
+            "seconds_per_frame": seconds,
+        }
+        files, glb = write_sequence(out_dir, names, posed, mesh.faces, write_glb, timing)
     else:
         res = resolution or int(loaded.state.get("extract_resolution", 256))
         total = 0.0
@@ -162,7 +184,6 @@ def repose_run(
             total += time.perf_counter() - tic
             files.append(save_mesh(out_dir / f"{name}.ply", mesh))
         seconds, extraction, glb = total / len(transforms), 0.0, None
-        timing |= {"resolution": res}
-    timing |= {"seconds_per_frame": seconds}
-    (out_dir / "timing.json").write_text(json.dumps(timing, indent=1))
+        timing |= {"resolution": res, "seconds_per_frame": seconds}
+        write_bytes_atomic(out_dir / "timing.json", json.dumps(timing, indent=1).encode())
     return ReposeResult(out_dir, files, glb, seconds, extraction)
