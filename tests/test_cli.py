@@ -38,6 +38,12 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys) -> None:
     expect_error(
         ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r")], capsys, "dataset"
     )
+    for steps in ("0", "-2"):
+        expect_error(
+            ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--steps", steps],
+            capsys,
+            f"--steps must be a positive number of training steps, got {steps}",
+        )
     poses = np.tile(np.eye(4), (3, 5, 1, 1))
     poses[2, 1, 0, 0] = np.nan
     np.savez(tmp_path / "nan.npz", transforms=poses)

@@ -187,3 +187,21 @@ def test_scan_in_millimetres_on_disk_is_reported(tmp_path: Path) -> None:
     save_mesh(root / "scans" / "walk_000.ply", sphere(700.0))
     with pytest.raises(DataError, match="walk_000.ply.*millimetres"):
         load_dataset(root).scan(0)
+
+
+@pytest.mark.parametrize("key", ["prior", "correspondence", "body_params", "scan"])
+@pytest.mark.parametrize(
+    "value", ["/etc/passwd", "../outside.npz", "sub/../../x.npz", "C:\\\\x.npz", ""]
+)
+def test_manifest_paths_stay_inside_the_dataset(tmp_path: Path, key: str, value: str) -> None:
+    """Absolute paths and '..' in a manifest's file names are refused (the file is never read)."""
+    root = tmp_path / "data"
+    write_dataset(root)
+    manifest = json.loads((root / MANIFEST).read_text())
+    if key == "scan":
+        manifest["frames"][0]["scan"] = value
+    else:
+        manifest[key] = value
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="inside the dataset folder"):
+        load_dataset(root)

@@ -23,6 +23,7 @@ from PIL import Image
 from invskin.data.format import Dataset, load_dataset
 from invskin.evaluation.evaluate import evaluate_run, markdown_table
 from invskin.export.render import Camera, render_mesh, save_png, tile_images
+from invskin.fileio import write_text_atomic
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.models.pipeline import repose_run
 from invskin.training.checkpoint import load_checkpoint
@@ -118,12 +119,14 @@ def run_demo(
             evaluate_run(run_dir, dataset.root, "test-out", num_points, eval_frames, "cpu")
         )
     table = out / "metrics.md"
-    table.write_text(
+    write_text_atomic(
+        table,
         f"# invskin demo: {outfit}, test-out (first {eval_frames} frames)\n\n"
-        + markdown_table(reports)
+        + markdown_table(reports),
     )
-    (out / "metrics.json").write_text(
-        json.dumps([{k: r[k] for k in r if k != "per_frame"} for r in reports], indent=1)
+    write_text_atomic(
+        out / "metrics.json",
+        json.dumps([{k: r[k] for k in r if k != "per_frame"} for r in reports], indent=1),
     )
     say("rendering")
     gt = [test.scan(test.index(name)) for name in names]

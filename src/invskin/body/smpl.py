@@ -33,18 +33,20 @@ store some arrays as chumpy objects; invskin does not use chumpy and says how to
 from __future__ import annotations
 
 import math
-import pickle
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from invskin import safe_pickle
 from invskin.body.skeleton import Skeleton
+from invskin.errors import DataError
 from invskin.geometry import (
     axis_angle_to_matrix,
     check_parents,
@@ -102,7 +104,7 @@ REQUIRED_KEYS = (
 )
 
 
-class SMPLFileError(ValueError):
+class SMPLFileError(DataError):
     """The SMPL model file is missing or cannot be used; the message says what to do."""
 
 
@@ -484,57 +486,32 @@ def read_smpl_file(path: Path) -> dict[str, Any]:
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
-    arrays: dict[str, Any] = {}
+    """The SMPL arrays of an ``.npz``; object arrays (e.g. a scipy.sparse J_regressor) are read by
+    :func:`invskin.safe_pickle.read_npz`, never by ``np.load(allow_pickle=True)``."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                if key not in REQUIRED_KEYS:
-                    continue
-                try:
-                    arrays[key] = data[key]
-                except ValueError:  # an object array, e.g. a pickled scipy.sparse J_regressor
-                    arrays[key] = _object_entry(path, key)
-    except (OSError, ValueError) as error:
-        raise SMPLFileError(f"{path} is not a readable .npz file ({error})") from error
+        arrays: dict[str, Any] = safe_pickle.read_npz(path, keys=REQUIRED_KEYS)
+    except DataError as error:
+        raise SMPLFileError(str(error)) from error
+    for key, value in arrays.items():
+        if value.dtype == object and value.shape == ():  # e.g. np.savez(J_regressor=csc_matrix)
+            arrays[key] = value.item()
     return arrays
 
 
-def _object_entry(path: Path, key: str) -> Any:
-    with np.load(path, allow_pickle=True) as data:
-        value = data[key]
-    if value.dtype == object and value.shape == ():
-        value = value.item()
-    return value
-
-
-class _NoChumpyUnpickler(pickle.Unpickler):
-    """Only numpy, scipy.sparse and basic builtins; chumpy gets a clear error."""
-
-    ALLOWED = ("numpy", "scipy.sparse", "copy_reg", "copyreg", "__builtin__", "builtins", "_codecs")
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy":
-            raise _ChumpyNeeded
-        if not module.startswith(self.ALLOWED):
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in an SMPL file")
-        return super().find_class(module, name)
-
-
-class _ChumpyNeeded(Exception):
-    pass
-
-
 def _read_pickle(path: Path) -> dict[str, Any]:
+    """The arrays of an SMPL ``.pkl`` through :func:`invskin.safe_pickle.load` (numpy, scipy
+    sparse and containers only); chumpy objects get the conversion command."""
     try:
-        with open(path, "rb") as handle:
-            data = _NoChumpyUnpickler(handle, encoding="latin1").load()
-    except _ChumpyNeeded:
-        raise SMPLFileError(
-            f"{path} stores arrays as chumpy objects, which invskin does not read (chumpy is "
-            "unmaintained). Convert it once to .npz, in any Python environment that has chumpy "
-            f"installed:\n  {CHUMPY_CONVERSION}\nthen pass the .npz file"
-        ) from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:
+        data = safe_pickle.load(path, "an SMPL model .pkl")
+    except safe_pickle.PickleRefused as error:
+        if error.module.split(".")[0] == "chumpy":
+            raise SMPLFileError(
+                f"{path} stores arrays as chumpy objects, which invskin does not read (chumpy is "
+                "unmaintained). Convert it once to .npz, in any Python environment that has chumpy "
+                f"installed:\n  {CHUMPY_CONVERSION}\nthen pass the .npz file"
+            ) from None
+        raise SMPLFileError(str(error)) from error
+    except DataError as error:
         raise SMPLFileError(f"{path} is not a readable SMPL .pkl file ({error})") from error
     if not isinstance(data, dict):
         raise SMPLFileError(f"{path} does not hold a dict of SMPL arrays")
@@ -542,11 +519,11 @@ def _read_pickle(path: Path) -> dict[str, Any]:
 
 
 def _float_array(value: Any, key: str, where: str) -> np.ndarray:
-    if hasattr(value, "toarray"):  # scipy.sparse
-        value = value.toarray()
     try:
+        if scipy.sparse.issparse(value):
+            value = value.toarray()
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, MemoryError) as error:
         raise SMPLFileError(f"{where}: {key} is not a numeric array ({error})") from error
     if not np.isfinite(array).all():
         raise SMPLFileError(f"{where}: {key} contains NaN or infinite values")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,26 +28,32 @@ class Train:
     preset: Preset = "cpu-quick"
     """cpu-quick: minutes on 2 CPU cores; gpu: full quality on a GPU; tiny: for tests."""
     steps: int | None = None
-    """Override the preset's number of training steps."""
+    """Override the preset's number of training steps (a positive number)."""
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     seed: int = 0
     resume: bool = False
-    """Continue the run in --out from its last checkpoint."""
+    """Continue the run in --out from its last checkpoint, exactly where it stopped (Ctrl-C and
+    SIGTERM write a checkpoint at the current step before exiting)."""
 
     def main(self) -> None:
         from invskin.training.run import train_run
+        from invskin.training.trainer import TrainingInterrupted
 
-        summary = train_run(
-            self.data,
-            self.out,
-            self.method,
-            self.preset,
-            self.steps,
-            self.device,
-            self.seed,
-            self.resume,
-        )
+        try:
+            summary = train_run(
+                self.data,
+                self.out,
+                self.method,
+                self.preset,
+                self.steps,
+                self.device,
+                self.seed,
+                self.resume,
+            )
+        except TrainingInterrupted as stopped:
+            print(stopped, file=sys.stderr)
+            raise SystemExit(128 + stopped.signum) from None
         print(
             f"trained {summary.method} for {summary.result.steps} steps in "
             f"{summary.result.seconds:.0f} s; run folder: {summary.run_dir}"
@@ -77,7 +84,13 @@ class Extract:
 
 
 def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]:
-    """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file."""
+    """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file.
+
+    Any problem with the file is a :class:`~invskin.data.format.DataError` naming it.
+    """
+    from invskin.data.format import DataError
+    from invskin.errors import NPZ_READ_ERRORS
+
     poses = Path(poses)
     if poses.is_dir():
         from invskin.data.format import load_dataset
@@ -88,19 +101,29 @@ def read_poses(poses: Path, split: str | None) -> tuple[torch.Tensor, list[str]]
         return dataset.transforms.float(), list(dataset.frame_ids)
     if not poses.exists():
         raise FileNotFoundError(f"poses file {poses} does not exist")
-    if poses.suffix == ".npz":
-        with np.load(poses) as data:
-            if "transforms" not in data:
-                raise ValueError(f"{poses} has no 'transforms' array (F, J, 4, 4)")
-            array = data["transforms"]
-    else:
-        array = np.load(poses)
-    if array.ndim != 4 or array.shape[-2:] != (4, 4):
-        raise ValueError(f"{poses}: expected bone transforms (F, J, 4, 4), got {array.shape}")
+    try:
+        if poses.suffix == ".npz":
+            with np.load(poses, allow_pickle=False) as data:
+                if "transforms" not in data.files:
+                    raise DataError(f"{poses} has no 'transforms' array (F, J, 4, 4)")
+                array = data["transforms"]
+        else:
+            array = np.load(poses, allow_pickle=False)
+    except DataError:
+        raise
+    except NPZ_READ_ERRORS as error:
+        raise DataError(
+            f"{poses} is not a readable .npz/.npy file of bone transforms ({error})"
+        ) from error
+    if not isinstance(array, np.ndarray) or array.ndim != 4 or array.shape[-2:] != (4, 4):
+        shape = getattr(array, "shape", None)
+        raise DataError(f"{poses}: expected bone transforms (F, J, 4, 4), got {shape}")
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{poses}: bone transforms must be numbers, got dtype {array.dtype}")
     if not np.isfinite(array).all():
         bad = sorted({int(f) for f in np.argwhere(~np.isfinite(array))[:, 0]})
-        raise ValueError(f"{poses}: frames {bad[:10]} hold NaN or infinite transforms; fix them")
-    return torch.from_numpy(array).float(), [f"frame_{i:04d}" for i in range(len(array))]
+        raise DataError(f"{poses}: frames {bad[:10]} hold NaN or infinite transforms; fix them")
+    return torch.from_numpy(array.astype(np.float32)), [f"frame_{i:04d}" for i in range(len(array))]
 
 
 MOTION_SUFFIXES = (".npz", ".npy")

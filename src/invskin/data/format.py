@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from invskin.body.skeleton import Skeleton
+from invskin.errors import NPZ_READ_ERRORS, DataError
 from invskin.mesh.io import TriMesh, check_units_metres, load_mesh, save_mesh
 
 FORMAT_NAME = "invskin-dataset"
@@ -50,10 +51,6 @@ _FRAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 ArrayLike = np.ndarray | Tensor
-
-
-class DataError(ValueError):
-    """A dataset or input file is missing, malformed or inconsistent; the message says what to do."""
 
 
 # ----------------------------------------------------------------------------- in-memory records
@@ -207,8 +204,11 @@ class Dataset:
         path = self.root / BODY_PARAMS_FILE
         if not path.exists():
             raise DataError(f"{path}: this dataset has no body parameters")
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except NPZ_READ_ERRORS as error:
+            raise DataError(f"{path} is not a readable .npz file ({error})") from error
 
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -552,7 +552,7 @@ def load_dataset(path: Path | str) -> Dataset:
         )
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise DataError(
             f"{manifest_path} is not valid JSON ({error}); re-create the dataset"
         ) from error
@@ -593,6 +593,7 @@ def load_dataset(path: Path | str) -> Dataset:
         arrays_p = _load_npz(
             prior_path, {"vertices": (None, 3), "faces": (None, 3), "weights": (None, num_bones)}
         )
+        _check_mesh_arrays(prior_path, arrays_p, "vertices", "weights")
         try:
             prior = BodyPrior(
                 vertices=torch.from_numpy(arrays_p["vertices"].astype(np.float32)),
@@ -613,6 +614,7 @@ def load_dataset(path: Path | str) -> Dataset:
                 "posed_vertices": (len(frames), None, 3),
             },
         )
+        _check_mesh_arrays(corr_path, arrays_c, "canonical_vertices", "posed_vertices")
         try:
             correspondence = CorrespondenceTruth(
                 canonical_vertices=torch.from_numpy(
@@ -680,20 +682,64 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
         if frame["id"] in seen:
             raise DataError(f"{path}: frame id {frame['id']!r} appears twice; {redo}")
         seen.add(frame["id"])
-        scan = frame["scan"]
-        if not isinstance(scan, str) or Path(scan).is_absolute() or ".." in Path(scan).parts:
-            raise DataError(f"{path}: frame {frame['id']!r} scan path must be relative; {redo}")
+        if not _inside_dataset(frame["scan"]):
+            raise DataError(
+                f"{path}: frame {frame['id']!r} scan path must be relative, inside the dataset "
+                f"folder (no '..'); {redo}"
+            )
+        if not isinstance(frame["motion"], str):
+            raise DataError(f"{path}: frame {frame['id']!r} motion must be a string; {redo}")
     splits = manifest.get("splits")
-    if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
+    if not isinstance(splits, dict) or not all(
+        isinstance(v, list) and all(isinstance(i, str) for i in v) for v in splits.values()
+    ):
         raise DataError(f"{path}: 'splits' must map split names to lists of frame ids; {redo}")
+    num_bones = manifest.get("num_bones", 1)
+    if not isinstance(num_bones, int) or isinstance(num_bones, bool) or num_bones < 1:
+        raise DataError(f"{path}: 'num_bones' must be a positive integer; {redo}")
+    for key, kind, what in (
+        ("name", str, "a string"),
+        ("source", str, "a string"),
+        ("info", dict, "an object"),
+    ):
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise DataError(f"{path}: {key!r} must be {what}; {redo}")
     for key in ("prior", "correspondence", "body_params"):
         value = manifest.setdefault(key, None)
-        if value is not None and (not isinstance(value, str) or ".." in Path(value).parts):
-            raise DataError(f"{path}: {key!r} must be a relative file name or null; {redo}")
+        if value is not None and not _inside_dataset(value):
+            raise DataError(
+                f"{path}: {key!r} must be null or a relative file name inside the dataset folder "
+                f"(not absolute, no '..'), got {value!r}; {redo}"
+            )
     manifest.setdefault("name", path.parent.name)
     manifest.setdefault("source", "")
     manifest.setdefault("info", {})
     return manifest
+
+
+def _inside_dataset(value: Any) -> bool:
+    """Whether a manifest path stays inside the dataset folder: a non-empty relative path (POSIX or
+    Windows style) without ``..``."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    for pure in (PurePosixPath(value), PureWindowsPath(value)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            return False
+    return True
+
+
+def _check_mesh_arrays(
+    path: Path, arrays: dict[str, np.ndarray], vertices: str, per_vertex: str
+) -> None:
+    """Integer ``faces``, and as many rows of ``per_vertex`` (its second-to-last axis) as
+    ``vertices`` has vertices."""
+    if arrays["faces"].dtype.kind not in "iu":
+        raise DataError(f"{path}: 'faces' must be integers, got {arrays['faces'].dtype}")
+    count, rows = arrays[vertices].shape[0], arrays[per_vertex].shape[-2]
+    if count != rows:
+        raise DataError(
+            f"{path}: {per_vertex!r} has {rows} vertex rows for {count} {vertices!r}; re-create it"
+        )
 
 
 def _load_npz(path: Path, expected: Mapping[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
@@ -708,7 +754,7 @@ def _load_npz(path: Path, expected: Mapping[str, tuple[int | None, ...]]) -> dic
                     f"{path} lacks the arrays {missing} (it has {data.files}); re-create the dataset"
                 )
             arrays = {key: data[key] for key in expected}
-    except (OSError, ValueError) as error:
+    except NPZ_READ_ERRORS as error:
         if isinstance(error, DataError):
             raise
         raise DataError(
@@ -722,6 +768,11 @@ def _load_npz(path: Path, expected: Mapping[str, tuple[int | None, ...]]) -> dic
             pretty = tuple("*" if s is None else s for s in shape)
             raise DataError(
                 f"{path}: array {key!r} has shape {array.shape}, expected {pretty}; "
+                "re-create the dataset"
+            )
+        if array.dtype.kind not in "fiu":
+            raise DataError(
+                f"{path}: array {key!r} has dtype {array.dtype}, expected real numbers; "
                 "re-create the dataset"
             )
         if array.dtype.kind == "f" and not np.isfinite(array).all():

@@ -18,9 +18,10 @@ import torch
 from tqdm import tqdm
 
 from invskin.data.format import load_dataset
+from invskin.fileio import write_text_atomic
 from invskin.mesh.io import load_mesh
 from invskin.metrics import correspondence_error, mesh_metrics
-from invskin.models.pipeline import repose_run
+from invskin.models.pipeline import canonical_mesh, repose_run
 from invskin.models.run import load_run
 
 METRICS = ("iou_bbox", "iou_surface", "chamfer_cm", "normal_consistency", "fscore_1cm")
@@ -70,7 +71,7 @@ def evaluate_run(
     correspondence = None
     truth = dataset.correspondence
     if truth is not None and loaded.model.pose_free:
-        canonical = load_mesh(run_dir / "canonical.ply")
+        canonical, _ = canonical_mesh(run_dir, loaded.model, None, loaded.state)  # as reposed
         vertices = torch.as_tensor(canonical.vertices, dtype=torch.float32, device=device)
         identity = torch.eye(4, device=device).expand(1, dataset.num_bones, 4, 4)
         in_canonical_pose = loaded.model.repose(vertices, identity)[0].cpu().numpy()
@@ -98,8 +99,8 @@ def evaluate_run(
         "per_frame": per_frame,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(report, indent=1))
-    (out_dir / "metrics.md").write_text(markdown_table([report]))
+    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=1))
+    write_text_atomic(out_dir / "metrics.md", markdown_table([report]))
     return report
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import trimesh
 from jaxtyping import Float, Int
 
+from invskin.errors import DataError
 from invskin.fileio import write_bytes_atomic
 
 SUPPORTED_SUFFIXES = (".ply", ".obj")
@@ -123,13 +124,14 @@ def check_units_metres(mesh: TriMesh, name: str) -> float:
 def load_mesh(path: str | os.PathLike[str]) -> TriMesh:
     """Load a triangle mesh from PLY or OBJ, keeping the file's vertex order.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unsupported suffix,
-    an unreadable/corrupt file, or a file without vertices or faces (e.g. a point cloud).
+    Raises ``FileNotFoundError`` for a missing file and :class:`~invskin.errors.DataError` (a
+    ``ValueError``) for an unsupported suffix, an unreadable/corrupt file, a file without vertices
+    or faces (e.g. a point cloud), NaN/infinite vertices or faces out of range.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(
+        raise DataError(
             f"cannot load mesh {path}: suffix {path.suffix!r} is not supported; "
             f"convert it to one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
@@ -139,18 +141,24 @@ def load_mesh(path: str | os.PathLike[str]) -> TriMesh:
     try:
         loaded = trimesh.load(path, file_type=suffix[1:], process=False, force="mesh", **kwargs)
     except Exception as err:  # trimesh raises many types for corrupt input
-        raise ValueError(
+        raise DataError(
             f"cannot read mesh {path} ({type(err).__name__}: {err}); the file is corrupt, "
             "truncated or not a valid mesh: re-export it from its source"
         ) from err
-    vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))))
-    faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3), dtype=np.int64)))
+    try:
+        vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
+        faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3), dtype=np.int64)))
+    except (TypeError, ValueError) as error:
+        raise DataError(f"mesh {path}: unreadable vertices or faces ({error})") from error
     if len(vertices) == 0 or len(faces) == 0:
-        raise ValueError(
+        raise DataError(
             f"mesh {path} has {len(vertices)} vertices and {len(faces)} faces; a triangle mesh "
             "is needed (a point cloud or empty file cannot be used): re-export it with faces"
         )
-    return TriMesh(vertices, faces.reshape(-1, 3))
+    try:
+        return TriMesh(vertices, faces.reshape(-1, 3))
+    except ValueError as error:
+        raise DataError(f"mesh {path}: {error}") from error
 
 
 def save_mesh(path: str | os.PathLike[str], mesh: TriMesh) -> Path:

@@ -12,6 +12,7 @@ fine resolution; frames share no topology, so there is no GLB and no corresponde
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invskin.fileio import write_bytes_atomic
+from invskin.fileio import write_text_atomic
 from invskin.geometry import lbs
 from invskin.mesh.coarse_to_fine import evaluate_grid_coarse_to_fine
 from invskin.mesh.extract import extract_mesh, mesh_from_grid
@@ -29,6 +30,11 @@ from invskin.models.fast_repose import FastReposer
 from invskin.models.run import load_run
 
 CANONICAL_MESH = "canonical.ply"
+CANONICAL_RECORD = "canonical.json"
+"""Beside the canonical mesh: the checkpoint (step, SHA-256 of its weights) and resolution it
+was extracted from."""
+
+logger = logging.getLogger("invskin")
 
 
 def extract_canonical(model: AnimatableModel, resolution: int) -> TriMesh:
@@ -99,7 +105,7 @@ def write_sequence(
     if glb:
         path = out_dir / "animation.glb"
         write_glb(path, posed, faces)
-    write_bytes_atomic(out_dir / "timing.json", json.dumps(timing, indent=1).encode())
+    write_text_atomic(out_dir / "timing.json", json.dumps(timing, indent=1))
     return files, path
 
 
@@ -121,15 +127,58 @@ class ReposeResult:
 
 
 def canonical_mesh(run_dir: Path, model: AnimatableModel, resolution: int | None, state: dict):
-    """The run's canonical mesh, extracted (and saved) on first use."""
+    """The run's canonical mesh and the seconds spent extracting it (0 when reused).
+
+    ``RUN/canonical.ply`` is reused only when ``RUN/canonical.json`` says it was extracted from the
+    checkpoint loaded now (``state["weights_sha256"]``, set by :func:`~invskin.models.run.load_run`)
+    and ``resolution`` is None; otherwise (a resolution asked for, a resumed or retrained run, a mesh
+    from an older invskin) it is extracted again, at ``resolution``, else the resolution recorded
+    with the old mesh, else the run's default, and saved with a new record.
+    """
     path = Path(run_dir) / CANONICAL_MESH
-    if path.exists() and resolution is None:
-        return load_mesh(path), 0.0
+    record_path = Path(run_dir) / CANONICAL_RECORD
+    weights = state.get("weights_sha256")
+    record = _read_record(record_path)
+    if path.exists() and record is not None and weights is not None:
+        same_weights = record.get("weights_sha256") == weights
+        if same_weights and resolution is None:
+            return load_mesh(path), 0.0
+        if not same_weights:
+            logger.warning(
+                "%s was extracted from the checkpoint of step %s, not from the current one (step "
+                "%s): extracting it again",
+                path,
+                record.get("step"),
+                state.get("step"),
+            )
+    elif path.exists():
+        logger.warning(
+            "%s has no record of its checkpoint (%s): extracting it again", path, record_path
+        )
+    res = (
+        resolution or (record or {}).get("resolution") or int(state.get("extract_resolution", 256))
+    )
     tic = time.perf_counter()
-    mesh = extract_canonical(model, resolution or int(state.get("extract_resolution", 256)))
+    mesh = extract_canonical(model, int(res))
     seconds = time.perf_counter() - tic
+    record_path.unlink(missing_ok=True)  # the mesh and its record are replaced one after the other
     save_mesh(path, mesh)
+    write_text_atomic(
+        record_path,
+        json.dumps(
+            {"step": state.get("step"), "weights_sha256": weights, "resolution": int(res)},
+            indent=1,
+        ),
+    )
     return mesh, seconds
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def repose_run(
@@ -185,5 +234,5 @@ def repose_run(
             files.append(save_mesh(out_dir / f"{name}.ply", mesh))
         seconds, extraction, glb = total / len(transforms), 0.0, None
         timing |= {"resolution": res, "seconds_per_frame": seconds}
-        write_bytes_atomic(out_dir / "timing.json", json.dumps(timing, indent=1).encode())
+        write_text_atomic(out_dir / "timing.json", json.dumps(timing, indent=1))
     return ReposeResult(out_dir, files, glb, seconds, extraction)

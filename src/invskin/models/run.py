@@ -2,7 +2,8 @@
 
 A run folder (``invskin train --out RUN``) holds ``checkpoint/`` (weights, optimiser, state.json with
 the method, the model and training configs, the skeleton and the dataset path), ``log.jsonl``,
-and later ``canonical.ply`` (``invskin extract``) and ``repose/`` (``invskin repose``).
+and later ``canonical.ply`` with ``canonical.json``, the checkpoint it was extracted from
+(``invskin extract``), and ``repose/`` (``invskin repose``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ def build_model(config: ModelConfig, skeleton: Skeleton, prior: Any) -> Animatab
 
 @dataclass(frozen=True)
 class LoadedRun:
+    """A trained model, its checkpoint's ``state.json`` and which weights these are (the SHA-256 of
+    the checkpoint's ``model.safetensors``, also in ``state["weights_sha256"]``)."""
+
     model: AnimatableModel
     state: dict[str, Any]
+    weights_sha256: str = ""
 
     @property
     def method(self) -> str:
@@ -50,4 +55,5 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> LoadedRun:
     )
     model.load_state_dict(ckpt.model)
     model.to(device).eval()
-    return LoadedRun(model, ckpt.state)
+    state = dict(ckpt.state, weights_sha256=ckpt.weights_sha256)
+    return LoadedRun(model, state, ckpt.weights_sha256)

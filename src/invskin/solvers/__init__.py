@@ -1,6 +1,6 @@
 """Root finding: batched Broyden, inverse linear blend skinning, implicit gradients through roots."""
 
-from invskin.solvers.broyden import RootResult, broyden
+from invskin.solvers.broyden_solver import RootResult, broyden
 from invskin.solvers.inverse_skinning import (
     InverseSkinningResult,
     apply_implicit_correction,

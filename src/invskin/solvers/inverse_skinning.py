@@ -7,7 +7,7 @@ vectors, metres. A weight function maps canonical points ``(..., 3)`` to skinnin
 ``f(x) = (sum_b w_b(x) T_b) x``; inverse skinning finds every canonical ``x`` with ``f(x) = x_d``.
 
 Each posed query starts from ``K`` guesses, one per bone in ``init_bones``: the inverse transform of
-that bone applied to the query. From each, Broyden's method (:func:`invskin.solvers.broyden`) runs
+that bone applied to the query. From each, Broyden's method (:func:`invskin.solvers.broyden_solver.broyden`) runs
 with the inverse of the blended transform at the guess as initial inverse Jacobian. A candidate is
 valid when it converged (residual below ``cvg_thresh``); duplicates are kept.
 
@@ -33,20 +33,22 @@ from torch import Tensor
 
 from invskin.body import Skeleton
 from invskin.geometry import invert_affine, lbs, lbs_jacobian
-from invskin.solvers.broyden import broyden
+from invskin.solvers.broyden_solver import broyden
 
 WeightFn = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
 class InverseSkinningResult:
-    """Candidate canonical points per posed query, their validity, residuals, and ``J^-1``."""
+    """Candidate canonical points per posed query, their validity, residuals, and Broyden's ``J^-1``."""
 
     points: Float[Tensor, "b n k 3"]
     valid: Bool[Tensor, "b n k"]
     residual_norm: Float[Tensor, "b n k"]
     inverse_jacobian: Float[Tensor, "b n k 3 3"]
-    """Broyden's final inverse-Jacobian estimate (FastSNARF reuses it for the gradient)."""
+    """Broyden's final inverse-Jacobian estimate, returned for inspection only: invskin's gradients
+    do not use it (:func:`implicit_correction` inverts the exact Jacobian at the root; FastSNARF
+    reuses this estimate instead)."""
 
 
 def default_init_bones(skeleton: Skeleton | Sequence[int], max_bones: int = 9) -> list[int]:

@@ -84,7 +84,9 @@ def make_preset(name: str, method: str, steps: int | None = None, seed: int = 0)
             shape_layers=2,
             broyden_steps=10,
         )
-        train = TrainConfig(steps=3, batch_frames=1, points_per_frame=128, checkpoint_every=2)
+        train = TrainConfig(
+            steps=3, batch_frames=1, points_per_frame=128, checkpoint_every=2, log_every=1
+        )
         prior_fit, resolution = 5, 32
     else:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,9 +55,16 @@ def train_run(
     seed: int = 0,
     resume: bool = False,
     progress: bool = True,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainSummary:
-    """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``."""
+    """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``.
+
+    SIGINT / SIGTERM write a checkpoint and raise
+    :class:`~invskin.training.trainer.TrainingInterrupted`; ``resume`` continues exactly.
+    """
     out = Path(out)
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be a positive number of training steps, got {steps}")
     dev = pick_device(device)
     if resume:
         state = load_checkpoint(out, with_optimizer=False).state
@@ -102,6 +110,14 @@ def train_run(
         "cpu_count": os.cpu_count(),
     }
     result = train(
-        model, samples, train_config, out, run_state, dev, resume=resume, progress=progress
+        model,
+        samples,
+        train_config,
+        out,
+        run_state,
+        dev,
+        resume=resume,
+        on_log=on_log,
+        progress=progress,
     )
     return TrainSummary(out, model_config.method, result)

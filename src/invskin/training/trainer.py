@@ -3,14 +3,24 @@
 The model interface is narrow: ``model.losses(points, occupancy, transforms, step) -> dict[str,
 Tensor]`` with ``points`` (B, N, 3) posed-space samples, ``occupancy`` (B, N) in {0, 1} and
 ``transforms`` (B, J, 4, 4) canonical-to-posed bone transforms. Loss weights and warm-ups come from
-:class:`~invskin.training.schedule.LossWeights`. Seeds are fixed; ``resume`` continues from the last
-checkpoint with the optimiser state and the random generator state.
+:class:`~invskin.training.schedule.LossWeights`.
+
+Exact resume: every checkpoint holds the optimiser state and the states of both random sources a
+step draws from (the sample generator of :meth:`TrainingData.batch`, and torch's global generator,
+CPU and the training device's, which the model's losses use), so ``resume`` continues bit for bit:
+N steps in one go give the same weights as an interrupted run resumed (same device and threads).
+
+Interruptions: during :func:`train` (in the main thread) SIGINT and SIGTERM finish the current
+step, write a checkpoint at that step and raise :class:`TrainingInterrupted`; a second signal stops
+at once (the last checkpoint on disk stays good, see :mod:`invskin.training.checkpoint`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +30,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from invskin.fileio import write_text_atomic
 from invskin.training.checkpoint import load_checkpoint, save_checkpoint
 from invskin.training.schedule import LossWeights
 
@@ -85,6 +96,61 @@ class TrainingData:
         return pts.to(device), occ.to(device), self.transforms[frame_idx].to(device)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a checkpoint was written at ``step``."""
+
+    def __init__(self, signum: int, step: int, run_dir: Path) -> None:
+        self.signum, self.step, self.run_dir = signum, step, run_dir
+        super().__init__(
+            f"training stopped by {signal.Signals(signum).name} at step {step}; a checkpoint was "
+            f"written: continue with 'invskin train --out {run_dir} --resume'"
+        )
+
+
+class _StopRequests:
+    """Turns SIGINT and SIGTERM into a request checked between steps (main thread only)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # a second signal: stop now
+            raise KeyboardInterrupt(f"stopped by a second {signal.Signals(signum).name}")
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The states of the sample generator and of torch's global generators (CPU, ``device``)."""
+    state = {"sampler": generator.get_state(), "torch_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["torch_cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng_state(
+    state: dict[str, torch.Tensor], generator: torch.Generator, device: torch.device
+) -> None:
+    generator.set_state(state["sampler"])
+    torch.set_rng_state(state["torch_cpu"])
+    if device.type == "cuda":
+        if "torch_cuda" not in state:
+            raise ValueError("the checkpoint was not written on CUDA: resume it on the CPU")
+        torch.cuda.set_rng_state(state["torch_cuda"], device)
+
+
 @dataclass(frozen=True)
 class TrainResult:
     steps: int
@@ -139,13 +205,32 @@ def train(
             optimiser.load_state_dict(ckpt.optimizer)
         start = int(ckpt.state["step"])
         elapsed = float(ckpt.state.get("train_seconds", 0.0))
-        generator.manual_seed(config.seed + start)
+        if start > config.steps:
+            raise ValueError(
+                f"the run in {run_dir} is already at step {start}; to continue it, pass --steps "
+                f"above {start} (or leave --steps out)"
+            )
+        if start < config.steps:
+            if ckpt.rng is None:
+                raise ValueError(
+                    f"the checkpoint in {run_dir} has no random state (written by an older "
+                    "invskin), so it cannot be resumed exactly; train a new run"
+                )
+            restore_rng_state(ckpt.rng, generator, device)
     log_path = run_dir / "log.jsonl"
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and log_path.exists():
+        _truncate_log(log_path, start)
 
     def checkpoint(step: int) -> None:
         state = dict(run_state, step=step, train_seconds=elapsed, finished=step >= config.steps)
-        save_checkpoint(run_dir, model.state_dict(), state, optimiser.state_dict())
+        save_checkpoint(
+            run_dir,
+            model.state_dict(),
+            state,
+            optimiser.state_dict(),
+            rng_state(generator, device),
+        )
 
     losses_now: dict[str, float] = {}
     bar = tqdm(
@@ -157,41 +242,69 @@ def train(
         dynamic_ncols=True,
     )
     model.train()
-    for step in bar:
-        tic = time.perf_counter()
-        for group in optimiser.param_groups:
-            group["lr"] = _learning_rate(config, step) * group["lr_scale"]
-        points, occupancy, transforms = data.batch(
-            generator, config.batch_frames, config.points_per_frame, device
-        )
-        losses = model.losses(points, occupancy, transforms, step)
-        total = sum(
-            config.loss_weights.weight(name, step) * value for name, value in losses.items()
-        )
-        if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"loss became {float(total)} at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
-                "the last good checkpoint is kept; try a lower --lr"
+    with _StopRequests() as stop:
+        for step in bar:
+            losses_now, seconds = _step(model, optimiser, data, generator, config, step, device)
+            elapsed += seconds
+            bar.set_postfix(
+                loss=f"{losses_now['total']:.4f}", occ=f"{losses_now.get('occupancy', 0):.4f}"
             )
-        optimiser.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimiser.step()
-        elapsed += time.perf_counter() - tic
-        losses_now = {k: float(v.detach()) for k, v in losses.items()}
-        losses_now["total"] = float(total.detach())
-        bar.set_postfix(
-            loss=f"{losses_now['total']:.4f}", occ=f"{losses_now.get('occupancy', 0):.4f}"
-        )
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            record = {"step": done, "seconds": round(elapsed, 3), **losses_now}
-            with log_path.open("a") as log:
-                log.write(json.dumps(record) + "\n")
-            if on_log is not None:
-                on_log(done, losses_now)
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            checkpoint(done)
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                record = {"step": done, "seconds": round(elapsed, 3), **losses_now}
+                with log_path.open("a") as log:
+                    log.write(json.dumps(record) + "\n")
+                if on_log is not None:
+                    on_log(done, losses_now)
+            if done % config.checkpoint_every == 0 or done == config.steps or stop.signum:
+                checkpoint(done)
+            if stop.signum is not None and done < config.steps:
+                bar.close()
+                raise TrainingInterrupted(stop.signum, done, run_dir)
     if start >= config.steps:
         checkpoint(config.steps)
     return TrainResult(steps=config.steps, seconds=elapsed, final_losses=losses_now)
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop the records of steps after ``step`` (done after the checkpoint a resume starts from)."""
+    kept = []
+    for line in log_path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):  # a line torn by a crash
+            continue
+    write_text_atomic(log_path, "".join(kept))
+
+
+def _step(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    data: TrainingData,
+    generator: torch.Generator,
+    config: TrainConfig,
+    step: int,
+    device: torch.device,
+) -> tuple[dict[str, float], float]:
+    """One optimisation step; returns the losses (and their weighted ``total``) and its seconds."""
+    tic = time.perf_counter()
+    for group in optimiser.param_groups:
+        group["lr"] = _learning_rate(config, step) * group["lr_scale"]
+    points, occupancy, transforms = data.batch(
+        generator, config.batch_frames, config.points_per_frame, device
+    )
+    losses = model.losses(points, occupancy, transforms, step)
+    total = sum(config.loss_weights.weight(name, step) * value for name, value in losses.items())
+    if not torch.isfinite(total):
+        raise FloatingPointError(
+            f"loss became {float(total)} at step {step} ({ {k: float(v) for k, v in losses.items()} }); "
+            "the last good checkpoint is kept; try a lower --lr"
+        )
+    optimiser.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimiser.step()
+    losses_now = {k: float(v.detach()) for k, v in losses.items()}
+    losses_now["total"] = float(total.detach())
+    return losses_now, time.perf_counter() - tic

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from invskin import safe_pickle
 from invskin.body.smpl import SMPLFileError, SMPLModel, find_smpl_file
 from invskin.data.format import BodyPrior, DataError, Dataset, DatasetWriter
 from invskin.data.loaders.common import (
@@ -94,13 +95,8 @@ def match_scans(scans: list[Path], frames: np.ndarray, registration: Path) -> li
 
 
 def _frames_array(path: Path) -> np.ndarray:
-    """The 'frames' entry; object arrays (pickled strings) are read from the user's own file."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return data["frames"]
-    except ValueError:
-        with np.load(path, allow_pickle=True) as data:
-            return np.asarray(data["frames"]).reshape(-1)
+    """The 'frames' entry; an object array (pickled strings) is read by the safe unpickler."""
+    return np.asarray(safe_pickle.read_npz(path, keys=("frames",))["frames"]).reshape(-1)
 
 
 def convert_clothseq(

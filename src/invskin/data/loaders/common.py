@@ -15,7 +15,6 @@ else is an error asking for an explicit ``units=`` (a person is about 1-3 m tall
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +24,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from invskin import safe_pickle
 from invskin.data.format import DataError, DatasetWriter, transforms_problem
+from invskin.errors import NPZ_READ_ERRORS
 from invskin.mesh.io import TriMesh, bounding_box_diagonal, check_units_metres
 
 logger = logging.getLogger("invskin.data")
+
+READ_ERRORS = NPZ_READ_ERRORS
 
 UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 MM_MIN_DIAGONAL = 400.0  # 0.4 m in millimetres: smaller "auto" scans above 10 are ambiguous
@@ -120,9 +123,12 @@ def check_array(
         keys = sorted(data.files if hasattr(data, "files") else data)
         raise DataError(f"{file}: no array {key!r} (it has {keys}); is this the right file?")
     try:
-        array = np.asarray(data[key], dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{file}: {key!r} is not numeric ({error})") from error
+        raw = np.asarray(data[key])
+    except READ_ERRORS as error:
+        raise DataError(f"{file}: {key!r} cannot be read ({error})") from error
+    if raw.dtype.kind not in "fiub":
+        raise DataError(f"{file}: {key!r} has dtype {raw.dtype}, expected real numbers")
+    array = raw.astype(np.float64)
     if array.ndim != len(shape) or any(
         w is not None and g != w for g, w in zip(array.shape, shape)
     ):
@@ -146,26 +152,14 @@ def load_npz(path: Path, what: str) -> Any:
         raise DataError(f"{path} is missing; expected {what}")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except READ_ERRORS as error:
         raise DataError(f"{path} is not a readable .npz file ({error}); expected {what}") from error
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] in ("numpy", "builtins", "__builtin__", "copy_reg", "_codecs"):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
-
-
 def load_plain_pickle(path: Path, what: str) -> Any:
-    """A pickle of plain Python / numpy data (nothing executable), e.g. CAPE's subject genders."""
-    if not path.is_file():
-        raise DataError(f"{path} is missing; expected {what}")
-    try:
-        with open(path, "rb") as handle:
-            return _PlainUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:
-        raise DataError(f"{path} is not a readable pickle ({error}); expected {what}") from error
+    """A pickle of plain Python / numpy data, e.g. CAPE's subject genders, read by
+    :func:`invskin.safe_pickle.load` (nothing in the file can run code)."""
+    return safe_pickle.load(path, what)
 
 
 def interval_split(count: int, interval: int) -> tuple[list[int], list[int]]:

@@ -31,6 +31,7 @@ import torch
 from invskin.body.skeleton import Skeleton
 from invskin.data.format import BodyPrior, DataError, Dataset, DatasetWriter
 from invskin.data.loaders.common import (
+    READ_ERRORS,
     ConversionReport,
     FrameJob,
     check_array,
@@ -72,12 +73,17 @@ def _read_transforms(src: Path, num_bones: int) -> tuple[np.ndarray, list[str] |
     if npz.is_file():
         with load_npz(npz, '"transforms" (F, J, 4, 4) and optional "frame_ids"') as data:
             transforms = check_array(data, "transforms", (None, None, 4, 4), npz, finite=False)
-            frame_ids = [str(i) for i in data["frame_ids"]] if "frame_ids" in data.files else None
+            frame_ids = None
+            if "frame_ids" in data.files:
+                try:
+                    frame_ids = [str(i) for i in np.asarray(data["frame_ids"]).reshape(-1)]
+                except READ_ERRORS as error:
+                    raise DataError(f"{npz}: 'frame_ids' cannot be read ({error})") from error
         path = npz
     elif npy.is_file():
         try:
             array = np.load(npy, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except READ_ERRORS as error:
             raise DataError(f"{npy} is not a readable .npy file ({error})") from error
         transforms = check_array(
             {"transforms": array}, "transforms", (None, None, 4, 4), npy, False
