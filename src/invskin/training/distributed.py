@@ -77,3 +77,64 @@ def shutdown() -> None:
     """Leave the process group (no-op in one process)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s random draws; rank 0 keeps ``seed`` (as a one-process run)."""
+    return seed + 7919 * rank
+
+
+class LossModule(torch.nn.Module):
+    """``forward`` = ``model.losses``: what :class:`DistributedDataParallel` wraps, so that the
+    backward pass of the losses it returns averages the gradients over the ranks."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model.losses(*args, **kwargs)
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model.losses`` wrapped in DDP (rank 0's weights are broadcast to every rank here)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(LossModule(model), device_ids=ids, broadcast_buffers=False)
+
+
+def gather_rng(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every rank's random states in one dict for rank 0's checkpoint: rank 0's under their own
+    keys, rank r's under ``rank{r}/key`` (one process: ``state`` unchanged). Collective."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return state
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, {k: v.cpu() for k, v in state.items()})
+    merged = dict(states[0])
+    for rank, other in enumerate(states[1:], start=1):
+        merged |= {f"rank{rank}/{k}": v for k, v in other.items()}
+    return merged
+
+
+def rank_rng(merged: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    """This rank's states from a checkpoint written by :func:`gather_rng`."""
+    if rank == 0:
+        return {k: v for k, v in merged.items() if "/" not in k}
+    prefix = f"rank{rank}/"
+    mine = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+    if not mine:
+        raise ValueError(
+            f"the checkpoint holds no random state for rank {rank}: resume with the number of "
+            "processes that wrote it"
+        )
+    return mine
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (collective; ``flag`` itself in one process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
