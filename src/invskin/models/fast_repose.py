@@ -14,10 +14,6 @@ What is restructured (the numbers are the same up to rounding):
 - **PIN_d's root frame folded into LBS.** PIN_d works in the root bone's frame; LBS is linear in the
   bone transforms, so ``T_root^-1 (sum_b w_b T_b) x = (sum_b w_b T_root^-1 T_b) x``: the bone
   transforms are premultiplied once per frame and the per-point change of frame disappears.
-- **Biases inside the matrix products.** Every activation buffer carries a trailing column of
-  ones and every weight matrix a bias row, so a layer is one ``mm`` written straight into the next
-  buffer (no separate bias pass); the column of ones of the next layer's input comes out of the
-  same product (a zero weight column with bias 1).
 - **One frame per product, cache-sized chunks, preallocated buffers.** Vertices go in chunks of
   ``chunk_rows``; each chunk is pushed through every frame in turn, so the per-frame attention term
   and the skinning blend are plain matrix products, and the chunk's buffers (rows x width) are
@@ -64,15 +60,23 @@ def _activation_(x: Tensor, name: str, softplus_beta: float) -> None:
         raise ValueError(f"unknown activation {name!r}")
 
 
-def _augmented(weight: Tensor, bias: Tensor, ones_column: bool = False) -> Tensor:
-    """``(in + 1, out [+ 1])``: ``[W^T; b]``, optionally with a last column ``[0; 1]`` that carries
-    the column of ones on to the next layer's input."""
-    top = torch.cat([weight.detach().T, bias.detach()[None]])
-    if ones_column:
-        extra = torch.zeros(top.shape[0], 1, dtype=top.dtype, device=top.device)
-        extra[-1] = 1.0
-        top = torch.cat([top, extra], dim=1)
-    return top.contiguous()
+@dataclass(frozen=True)
+class _Linear:
+    """``x @ weight_t + bias`` written into a buffer; ``weight_t`` (in, out) contiguous."""
+
+    weight_t: Tensor
+    bias: Tensor
+
+    @classmethod
+    def of(cls, weight: Tensor, bias: Tensor) -> _Linear:
+        return cls(weight.detach().T.contiguous(), bias.detach().contiguous())
+
+    @property
+    def width(self) -> int:
+        return self.weight_t.shape[1]
+
+    def into(self, x: Tensor, out: Tensor) -> Tensor:
+        return torch.addmm(self.bias, x, self.weight_t, out=out)
 
 
 @dataclass(frozen=True)
@@ -83,22 +87,22 @@ class _FastCoupling:
     fixed: tuple[int, ...]
     freqs: Tensor | None
     """``(K,)`` Fourier frequencies, or None."""
-    projection: tuple[Tensor, ...]
-    """The projection MLP's hidden layers, augmented, each followed by the activation; the first
-    reads the Fourier features (and a row of ones) transposed."""
-    front: Tensor
-    """``(P + 1, H + 1 [+ J])``: the projection's output layer fused with the conditioner's first
-    layer (feature columns), a ones column, and, when pose-conditioned, fused with the attention."""
+    projection: tuple[_Linear, ...]
+    """The projection MLP's hidden layers, each followed by the activation; the first reads the
+    Fourier features ``(f, R)`` transposed."""
+    features: _Linear
+    """The projection's output layer fused with the conditioner's first layer (feature columns)."""
+    attention: _Linear | None
+    """The projection's output layer fused with the attention logits; None without the pose."""
     bone_weight_t: Tensor | None
     """``(E, H)``: the conditioner's first-layer columns that read the attended bone embedding."""
     pooled_weight_t: Tensor | None
     """``(C, H)``: the columns that read the pooled pose code."""
-    hidden: tuple[Tensor, ...]
-    """The conditioner's further hidden layers, augmented with the ones column."""
-    out: Tensor
-    """``(2 f, H + 1)``: the last layer ``[W, b]``, applied as ``W h^T`` so ``s`` and ``t`` are rows."""
-    width: int
-    """``H``."""
+    hidden: tuple[_Linear, ...]
+    """The conditioner's further hidden layers."""
+    out_weight: Tensor
+    """``(2 f, H)``: the last layer, applied as ``W h^T`` so ``s`` and ``t`` come out as rows."""
+    out_bias: Tensor
     clamp: float
     activation: str
     softplus_beta: float
@@ -117,11 +121,11 @@ class _FastCoupling:
         first = conditioner.layers[0]
         p = w_p.shape[0]
         w_f = first.weight.detach()[:, :p]  # (H, p)
-        front = _augmented(w_f @ w_p, w_f @ b_p + first.bias.detach(), ones_column=True)
-        bone_weight_t = pooled_weight_t = None
+        features = _Linear.of(w_f @ w_p, w_f @ b_p + first.bias.detach())
+        attention = bone_weight_t = pooled_weight_t = None
         if coupling.attention is not None:
             w_a, b_a = coupling.attention.weight.detach(), coupling.attention.bias.detach()
-            front = torch.cat([front, _augmented(w_a @ w_p, w_a @ b_p + b_a)], dim=1).contiguous()
+            attention = _Linear.of(w_a @ w_p, w_a @ b_p + b_a)
             e = cfg.pose_embed_dim
             bone_weight_t = first.weight.detach()[:, p : p + e].T.contiguous()
             pooled_weight_t = first.weight.detach()[:, p + e :].T.contiguous()
@@ -134,19 +138,14 @@ class _FastCoupling:
             free=coupling.free,
             fixed=coupling.fixed,
             freqs=freqs,
-            projection=tuple(
-                _augmented(layer.weight, layer.bias, ones_column=True)
-                for layer in projection.layers[:-1]
-            ),
-            front=front,
+            projection=tuple(_Linear.of(x.weight, x.bias) for x in projection.layers[:-1]),
+            features=features,
+            attention=attention,
             bone_weight_t=bone_weight_t,
             pooled_weight_t=pooled_weight_t,
-            hidden=tuple(
-                _augmented(layer.weight, layer.bias, ones_column=True)
-                for layer in conditioner.layers[1:-1]
-            ),
-            out=torch.cat([last.weight.detach(), last.bias.detach()[:, None]], dim=1).contiguous(),
-            width=first.weight.shape[0],
+            hidden=tuple(_Linear.of(x.weight, x.bias) for x in conditioner.layers[1:-1]),
+            out_weight=last.weight.detach().contiguous(),
+            out_bias=last.bias.detach()[:, None].contiguous(),
             clamp=cfg.scale_clamp,
             activation=conditioner.activation,
             softplus_beta=conditioner.softplus_beta,
@@ -162,11 +161,11 @@ class _FastCoupling:
         return table.contiguous()
 
     def front_(self, cols: list[Tensor], work: _Workspace) -> tuple[Tensor, Tensor | None]:
-        """The pose-independent part: ``(R, H + 1 [+ J])`` pre-activations, and attention weights."""
+        """The pose-independent part: ``(R, H)`` pre-activations and ``(R, J)`` attention."""
         nfixed = len(self.fixed)
         if self.freqs is not None:
             k = self.freqs.shape[0]
-            fourier = work.get(("fourier", nfixed), nfixed * (1 + 2 * k) + 1, transposed=True)
+            fourier = work.get(("fourier", nfixed), nfixed * (1 + 2 * k), transposed=True)
             for i, axis in enumerate(self.fixed):
                 fourier[i].copy_(cols[axis])
             angles = work.get(("angles", nfixed), nfixed * k, transposed=True)
@@ -174,24 +173,22 @@ class _FastCoupling:
                 fourier[:nfixed, None, :], self.freqs[None, :, None], out=angles.view(nfixed, k, -1)
             )
             torch.sin(angles, out=fourier[nfixed : nfixed * (1 + k)])
-            torch.cos(angles, out=fourier[nfixed * (1 + k) : -1])
+            torch.cos(angles, out=fourier[nfixed * (1 + k) :])
         else:
-            fourier = work.get(("fourier", nfixed), nfixed + 1, transposed=True)
+            fourier = work.get(("fourier", nfixed), nfixed, transposed=True)
             for i, axis in enumerate(self.fixed):
                 fourier[i].copy_(cols[axis])
         h = fourier.T
         for i, layer in enumerate(self.projection):
-            nxt = work.get(("projection", i), layer.shape[1])
-            torch.mm(h, layer, out=nxt)
-            _activation_(nxt[:, :-1], self.activation, self.softplus_beta)
-            h = nxt
-        front = work.get("front", self.front.shape[1])
-        torch.mm(h, self.front, out=front)
-        if self.bone_weight_t is None:
-            return front, None
-        attention = work.get("attention", self.front.shape[1] - self.width - 1)
-        torch.ops.aten._softmax.out(front[:, self.width + 1 :], -1, False, out=attention)
-        return front, attention
+            h = layer.into(h, work.get(("projection", i), layer.width))
+            _activation_(h, self.activation, self.softplus_beta)
+        pre = self.features.into(h, work.get("pre", self.features.width))
+        if self.attention is None:
+            return pre, None
+        logits = self.attention.into(h, work.get("logits", self.attention.width))
+        attention = work.get("attention", self.attention.width)
+        torch.ops.aten._softmax.out(logits, -1, False, out=attention)
+        return pre, attention
 
     def back_(
         self,
@@ -202,19 +199,16 @@ class _FastCoupling:
         work: _Workspace,
     ) -> None:
         """Finish the coupling from the pose-independent part for one frame; updates ``cols``."""
-        act, beta, width = self.activation, self.softplus_beta, self.width
+        act, beta = self.activation, self.softplus_beta
         if attention is not None:
-            head = pre[:, :width]
-            torch.addmm(head, attention, table, out=head)  # in place (and seen by FLOP counters)
-        _activation_(pre[:, :width], act, beta)
-        h = pre[:, : width + 1]
+            torch.addmm(pre, attention, table, out=pre)  # in place (and seen by FLOP counters)
+        _activation_(pre, act, beta)
+        h = pre
         for i, layer in enumerate(self.hidden):
-            nxt = work.get(("hidden", i % 2), layer.shape[1])
-            torch.mm(h, layer, out=nxt)
-            _activation_(nxt[:, :-1], act, beta)
-            h = nxt
-        raw = work.get("raw", self.out.shape[0], transposed=True)
-        torch.mm(self.out, h.T, out=raw)
+            h = layer.into(h, work.get(("hidden", i % 2), layer.width))
+            _activation_(h, act, beta)
+        raw = work.get("raw", self.out_weight.shape[0], transposed=True)
+        torch.addmm(self.out_bias, self.out_weight, h.T, out=raw)  # (2 f, R)
         nfree = len(self.free)
         scale = raw[:nfree].div_(self.clamp).tanh_().mul_(self.clamp).exp_()
         for k, axis in enumerate(self.free):
@@ -226,7 +220,7 @@ class _FastCoupling:
 
 
 class _Workspace:
-    """Buffers reused across the chunks and frames of one call (allocated once per size)."""
+    """Buffers reused across the chunks and frames of one call (allocated once per shape)."""
 
     def __init__(self, rows: int, like: Tensor) -> None:
         self.rows = rows
@@ -234,17 +228,16 @@ class _Workspace:
         self.buffers: dict = {}
 
     def get(self, key, width: int, transposed: bool = False) -> Tensor:
-        """A ``(rows, width)`` buffer (``(width, rows)`` if transposed); a trailing column (row) of
-        ones is set once where the layers expect it and never overwritten by the products."""
+        """A ``(rows, width)`` buffer (``(width, rows)`` if transposed), contiguous."""
         shape = (width, self.rows) if transposed else (self.rows, width)
         full = self.buffers.get((key, shape))
         if full is None:
-            full = self.like.new_ones(shape)
+            full = self.like.new_empty(shape)
             self.buffers[(key, shape)] = full
         return full
 
     def resize(self, rows: int) -> None:
-        """Use the first ``rows`` rows (the last chunk is shorter)."""
+        """Buffers for chunks of ``rows`` rows (the last chunk is shorter)."""
         if rows != self.rows:
             self.buffers = {}
             self.rows = rows
@@ -381,7 +374,7 @@ class FastReposer:
         for b in range(plan.bone_rows.shape[0]):
             cols = list(canonical)
             if self.pin_c is not None:
-                pre = work.get("front", pre0.shape[1])
+                pre = work.get("pre", pre0.shape[1])
                 pre.copy_(pre0)
                 tables = [None if t is None else t[b] for t in plan.tables_c]
                 first_coupling.back_(cols, pre, attention0, tables[0], work)
