@@ -60,49 +60,39 @@ def _activation_(x: Tensor, name: str, softplus_beta: float) -> None:
         raise ValueError(f"unknown activation {name!r}")
 
 
-@dataclass(frozen=True)
-class _Linear:
-    """``x @ weight_t + bias`` written into a buffer; ``weight_t`` (in, out) contiguous."""
-
-    weight_t: Tensor
-    bias: Tensor
-
-    @classmethod
-    def of(cls, weight: Tensor, bias: Tensor) -> _Linear:
-        return cls(weight.detach().T.contiguous(), bias.detach().contiguous())
-
-    @property
-    def width(self) -> int:
-        return self.weight_t.shape[1]
-
-    def into(self, x: Tensor, out: Tensor) -> Tensor:
-        return torch.addmm(self.bias, x, self.weight_t, out=out)
+def _augmented(weight: Tensor, bias: Tensor) -> Tensor:
+    """``(out, in + 1)``: ``[W, b]``, applied to a feature-major input whose last row is ones."""
+    return torch.cat([weight.detach(), bias.detach()[:, None]], dim=1).contiguous()
 
 
 @dataclass(frozen=True)
 class _FastCoupling:
-    """One :class:`PoseAwareCoupling` with its weights rearranged (see the module docstring)."""
+    """One :class:`PoseAwareCoupling` with its weights rearranged (see the module docstring).
+
+    Activations are feature-major, ``(width + 1, R)``, with a last row of ones, so a layer is one
+    ``W_aug @ h`` written into the first rows of the next buffer (contiguous; no bias pass).
+    """
 
     free: tuple[int, ...]
     fixed: tuple[int, ...]
     freqs: Tensor | None
     """``(K,)`` Fourier frequencies, or None."""
-    projection: tuple[_Linear, ...]
-    """The projection MLP's hidden layers, each followed by the activation; the first reads the
-    Fourier features ``(f, R)`` transposed."""
-    features: _Linear
-    """The projection's output layer fused with the conditioner's first layer (feature columns)."""
-    attention: _Linear | None
-    """The projection's output layer fused with the attention logits; None without the pose."""
-    bone_weight_t: Tensor | None
-    """``(E, H)``: the conditioner's first-layer columns that read the attended bone embedding."""
-    pooled_weight_t: Tensor | None
-    """``(C, H)``: the columns that read the pooled pose code."""
-    hidden: tuple[_Linear, ...]
-    """The conditioner's further hidden layers."""
-    out_weight: Tensor
-    """``(2 f, H)``: the last layer, applied as ``W h^T`` so ``s`` and ``t`` come out as rows."""
-    out_bias: Tensor
+    freq_values: tuple[float, ...]
+    """The same, as Python numbers."""
+    projection: tuple[Tensor, ...]
+    """The projection MLP's hidden layers (augmented), each followed by the activation."""
+    features: Tensor
+    """``(H, P + 1)``: the projection's output layer fused with the conditioner's first layer."""
+    attention: Tensor | None
+    """``(J, P + 1)``: the projection's output layer fused with the attention logits."""
+    bone_weight: Tensor | None
+    """``(H, E)``: the conditioner's first-layer columns that read the attended bone embedding."""
+    pooled_weight: Tensor | None
+    """``(H, C)``: the columns that read the pooled pose code."""
+    hidden: tuple[Tensor, ...]
+    """The conditioner's further hidden layers (augmented)."""
+    out: Tensor
+    """``(2 f, H + 1)``: the last layer (augmented); ``s`` and ``t`` come out as rows."""
     clamp: float
     activation: str
     softplus_beta: float
@@ -121,14 +111,14 @@ class _FastCoupling:
         first = conditioner.layers[0]
         p = w_p.shape[0]
         w_f = first.weight.detach()[:, :p]  # (H, p)
-        features = _Linear.of(w_f @ w_p, w_f @ b_p + first.bias.detach())
-        attention = bone_weight_t = pooled_weight_t = None
+        features = _augmented(w_f @ w_p, w_f @ b_p + first.bias.detach())
+        attention = bone_weight = pooled_weight = None
         if coupling.attention is not None:
             w_a, b_a = coupling.attention.weight.detach(), coupling.attention.bias.detach()
-            attention = _Linear.of(w_a @ w_p, w_a @ b_p + b_a)
+            attention = _augmented(w_a @ w_p, w_a @ b_p + b_a)
             e = cfg.pose_embed_dim
-            bone_weight_t = first.weight.detach()[:, p : p + e].T.contiguous()
-            pooled_weight_t = first.weight.detach()[:, p + e :].T.contiguous()
+            bone_weight = first.weight.detach()[:, p : p + e].contiguous()
+            pooled_weight = first.weight.detach()[:, p + e :].contiguous()
         freqs = None
         if cfg.fourier_frequencies > 0:
             freqs = (2.0 ** torch.arange(cfg.fourier_frequencies, dtype=w_p.dtype)) * (math.pi / 2)
@@ -138,56 +128,56 @@ class _FastCoupling:
             free=coupling.free,
             fixed=coupling.fixed,
             freqs=freqs,
-            projection=tuple(_Linear.of(x.weight, x.bias) for x in projection.layers[:-1]),
+            freq_values=() if freqs is None else tuple(freqs.tolist()),
+            projection=tuple(_augmented(x.weight, x.bias) for x in projection.layers[:-1]),
             features=features,
             attention=attention,
-            bone_weight_t=bone_weight_t,
-            pooled_weight_t=pooled_weight_t,
-            hidden=tuple(_Linear.of(x.weight, x.bias) for x in conditioner.layers[1:-1]),
-            out_weight=last.weight.detach().contiguous(),
-            out_bias=last.bias.detach()[:, None].contiguous(),
+            bone_weight=bone_weight,
+            pooled_weight=pooled_weight,
+            hidden=tuple(_augmented(x.weight, x.bias) for x in conditioner.layers[1:-1]),
+            out=_augmented(last.weight, last.bias),
             clamp=cfg.scale_clamp,
             activation=conditioner.activation,
             softplus_beta=conditioner.softplus_beta,
         )
 
     def frame_table(self, bones: Tensor, pooled: Tensor) -> Tensor | None:
-        """``(B, J, H)``: each bone's embedding through the first layer plus the pooled term."""
-        if self.bone_weight_t is None:
+        """``(B, H, J)``: each bone's embedding through the first layer plus the pooled term."""
+        if self.bone_weight is None:
             return None
-        table = bones @ self.bone_weight_t
+        table = self.bone_weight @ bones.transpose(-1, -2)  # (B, H, J)
         if pooled.shape[-1] > 0:
-            table = table + (pooled @ self.pooled_weight_t)[..., None, :]
+            table = table + (pooled @ self.pooled_weight.T)[..., :, None]
         return table.contiguous()
 
     def front_(self, cols: list[Tensor], work: _Workspace) -> tuple[Tensor, Tensor | None]:
-        """The pose-independent part: ``(R, H)`` pre-activations and ``(R, J)`` attention."""
+        """The pose-independent part: ``(H + 1, R)`` pre-activations and ``(J, R)`` attention."""
         nfixed = len(self.fixed)
+        k = 0 if self.freqs is None else self.freqs.shape[0]
+        fourier = work.get(("fourier", nfixed), nfixed * (1 + 2 * k))
+        for i, axis in enumerate(self.fixed):
+            fourier[i].copy_(cols[axis])
         if self.freqs is not None:
-            k = self.freqs.shape[0]
-            fourier = work.get(("fourier", nfixed), nfixed * (1 + 2 * k), transposed=True)
-            for i, axis in enumerate(self.fixed):
-                fourier[i].copy_(cols[axis])
-            angles = work.get(("angles", nfixed), nfixed * k, transposed=True)
-            torch.mul(
-                fourier[:nfixed, None, :], self.freqs[None, :, None], out=angles.view(nfixed, k, -1)
-            )
+            angles = work.get(("angles", nfixed), nfixed * k, ones=False)
+            for i in range(nfixed):  # the reference's order: axis-major, then frequency
+                for j, freq in enumerate(self.freq_values):
+                    torch.mul(fourier[i], freq, out=angles[i * k + j])
             torch.sin(angles, out=fourier[nfixed : nfixed * (1 + k)])
-            torch.cos(angles, out=fourier[nfixed * (1 + k) :])
-        else:
-            fourier = work.get(("fourier", nfixed), nfixed, transposed=True)
-            for i, axis in enumerate(self.fixed):
-                fourier[i].copy_(cols[axis])
-        h = fourier.T
+            torch.cos(angles, out=fourier[nfixed * (1 + k) : -1])
+        h = fourier
         for i, layer in enumerate(self.projection):
-            h = layer.into(h, work.get(("projection", i), layer.width))
-            _activation_(h, self.activation, self.softplus_beta)
-        pre = self.features.into(h, work.get("pre", self.features.width))
+            nxt = work.get(("projection", i), layer.shape[0])
+            torch.mm(layer, h, out=nxt[:-1])
+            _activation_(nxt[:-1], self.activation, self.softplus_beta)
+            h = nxt
+        pre = work.get("pre", self.features.shape[0])
+        torch.mm(self.features, h, out=pre[:-1])
         if self.attention is None:
             return pre, None
-        logits = self.attention.into(h, work.get("logits", self.attention.width))
-        attention = work.get("attention", self.attention.width)
-        torch.ops.aten._softmax.out(logits, -1, False, out=attention)
+        logits = work.get("logits", self.attention.shape[0], ones=False)
+        torch.mm(self.attention, h, out=logits)
+        attention = work.get("attention", self.attention.shape[0], ones=False)
+        torch.ops.aten._softmax.out(logits, 0, False, out=attention)
         return pre, attention
 
     def back_(
@@ -200,15 +190,18 @@ class _FastCoupling:
     ) -> None:
         """Finish the coupling from the pose-independent part for one frame; updates ``cols``."""
         act, beta = self.activation, self.softplus_beta
+        head = pre[:-1]
         if attention is not None:
-            torch.addmm(pre, attention, table, out=pre)  # in place (and seen by FLOP counters)
-        _activation_(pre, act, beta)
+            torch.addmm(head, table, attention, out=head)  # in place (and seen by FLOP counters)
+        _activation_(head, act, beta)
         h = pre
         for i, layer in enumerate(self.hidden):
-            h = layer.into(h, work.get(("hidden", i % 2), layer.width))
-            _activation_(h, act, beta)
-        raw = work.get("raw", self.out_weight.shape[0], transposed=True)
-        torch.addmm(self.out_bias, self.out_weight, h.T, out=raw)  # (2 f, R)
+            nxt = work.get(("hidden", i % 2), layer.shape[0])
+            torch.mm(layer, h, out=nxt[:-1])
+            _activation_(nxt[:-1], act, beta)
+            h = nxt
+        raw = work.get("raw", self.out.shape[0], ones=False)
+        torch.mm(self.out, h, out=raw)  # (2 f, R)
         nfree = len(self.free)
         scale = raw[:nfree].div_(self.clamp).tanh_().mul_(self.clamp).exp_()
         for k, axis in enumerate(self.free):
@@ -220,24 +213,25 @@ class _FastCoupling:
 
 
 class _Workspace:
-    """Buffers reused across the chunks and frames of one call (allocated once per shape)."""
+    """Feature-major buffers reused across the chunks and frames of one call."""
 
     def __init__(self, rows: int, like: Tensor) -> None:
         self.rows = rows
         self.like = like
         self.buffers: dict = {}
 
-    def get(self, key, width: int, transposed: bool = False) -> Tensor:
-        """A ``(rows, width)`` buffer (``(width, rows)`` if transposed), contiguous."""
-        shape = (width, self.rows) if transposed else (self.rows, width)
+    def get(self, key, width: int, ones: bool = True) -> Tensor:
+        """A contiguous ``(width + 1, R)`` buffer whose last row is ones (set once, never written
+        by the products, which fill the first ``width`` rows), or ``(width, R)`` without ones."""
+        shape = (width + 1 if ones else width, self.rows)
         full = self.buffers.get((key, shape))
         if full is None:
-            full = self.like.new_empty(shape)
+            full = self.like.new_ones(shape)
             self.buffers[(key, shape)] = full
         return full
 
     def resize(self, rows: int) -> None:
-        """Buffers for chunks of ``rows`` rows (the last chunk is shorter)."""
+        """Buffers for chunks of ``rows`` points (the last chunk is shorter)."""
         if rows != self.rows:
             self.buffers = {}
             self.rows = rows
@@ -286,13 +280,14 @@ class FastReposer:
             self.pin_c = _FastPIN(model.pin_c) if model.pin_c is not None else None
             self.pin_d = _FastPIN(model.pin_d) if model.pin_d is not None else None
 
-    def _skinning_weights(self, cols: list[Tensor], work: _Workspace) -> Tensor:
-        """``(J, R)``: the trilinear grid lookup of :class:`SkinningGrid`, transposed."""
-        coords = work.get("coords", 3)
-        torch.stack(cols, dim=1, out=coords)
+    def _blended_transforms(self, cols: list[Tensor], grid: Tensor) -> Tensor:
+        """``(12, R)``: the top rows of ``sum_b w_b(x) T_b`` at the points, by one trilinear lookup
+        in ``grid`` ``(1, 12, Rz, Ry, Rx)``, the frame's bone transforms blended at every node of
+        the skinning grid (interpolation and blending are both linear, so the order is free)."""
+        coords = torch.stack(cols, dim=1)  # (R, 3)
         coords.sub_(self.grid_lo).mul_(self.grid_scale).sub_(1.0)
         out = nn.functional.grid_sample(
-            self.grid,
+            grid,
             coords[None, None, None],
             mode="bilinear",
             padding_mode="border",
@@ -325,10 +320,15 @@ class FastReposer:
             bones = invert_rigid(root)[:, None] @ transforms  # PIN_d's frame folded into LBS
             root_rows = root[:, :3, :].contiguous()  # (B, 3, 4)
         # (B, 12, J): the bones' top rows, so one product blends them for every point of a chunk.
-        bone_rows = bones[:, :, :3, :].reshape(frames, -1, 12).transpose(1, 2).contiguous()
+        bone_rows = bones[:, :, :3, :].reshape(frames, -1, 12).transpose(1, 2)
+        nodes = self.grid.shape[2:]
+        # (B, 1, 12, Rz, Ry, Rx): each frame's transforms blended at every node of the grid.
+        blended_grids = (bone_rows @ self.grid.reshape(self.grid.shape[1], -1)).reshape(
+            frames, 1, 12, *nodes
+        )
         out = vertices.new_empty(frames, vertices.shape[0], 3)
         plan = _FramePlan(
-            bone_rows, root_rows if self.pin_d is not None else None, tables_c, tables_d
+            blended_grids, root_rows if self.pin_d is not None else None, tables_c, tables_d
         )
         starts = list(range(0, vertices.shape[0], self.chunk_rows))
         workers = min(self.workers, len(starts)) if vertices.device.type == "cpu" else 1
@@ -371,17 +371,16 @@ class FastReposer:
             pre0, attention0 = first_coupling.front_(canonical, work)
             pre0 = pre0.clone()
             attention0 = None if attention0 is None else attention0.clone()
-        for b in range(plan.bone_rows.shape[0]):
+        for b in range(plan.blended_grids.shape[0]):
             cols = list(canonical)
             if self.pin_c is not None:
-                pre = work.get("pre", pre0.shape[1])
+                pre = work.get("pre", pre0.shape[0] - 1)
                 pre.copy_(pre0)
                 tables = [None if t is None else t[b] for t in plan.tables_c]
                 first_coupling.back_(cols, pre, attention0, tables[0], work)
                 for coupling, table in zip(self.pin_c.couplings[1:], tables[1:]):
                     coupling.apply_(cols, table, work)
-            weights = self._skinning_weights(cols, work)  # (J, R)
-            blended = plan.bone_rows[b] @ weights  # (12, R)
+            blended = self._blended_transforms(cols, plan.blended_grids[b])  # (12, R)
             cols = [
                 torch.addcmul(blended[4 * k + 3], blended[4 * k], cols[0])
                 .addcmul_(blended[4 * k + 1], cols[1])
@@ -405,8 +404,9 @@ class FastReposer:
 class _FramePlan:
     """What every chunk needs of the frames, computed once per call."""
 
-    bone_rows: Tensor
-    """``(B, 12, J)``: top rows of the bone transforms (PIN_d's root frame folded in)."""
+    blended_grids: Tensor
+    """``(B, 1, 12, Rz, Ry, Rx)``: per frame, the top rows of the bone transforms (PIN_d's root
+    frame folded in) blended by the skinning weights at every grid node."""
     root_rows: Tensor | None
     """``(B, 3, 4)``: the root bone's transform, applied after PIN_d."""
     tables_c: list[Tensor | None]
