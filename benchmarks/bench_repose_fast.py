@@ -92,15 +92,18 @@ def main() -> None:
     poses = test.transforms[torch.arange(args.frames) % len(test)].float()
 
     sweep = {}
-    chunk_rows = args.chunk_rows
-    if args.sweep:
-        for rows in (1024, 2048, 4096, 8192, 16384):
-            fast = FastReposer(model, rows)
-            sweep[rows] = min(timed(lambda f=fast: f.repose(vertices, poses[:8]), 2)) / 8
-            print(f"chunk_rows {rows}: {sweep[rows] * 1000:.1f} ms per frame")
-        chunk_rows = min(sweep, key=sweep.get)
+    chunk_rows, workers = args.chunk_rows, None
+    if args.sweep:  # chunk sizes x (worker threads, or one caller with torch's intra-op threads)
+        for rows in (4096, 8192, 16384, 32768):
+            for threads in (1, torch.get_num_threads()):
+                fast = FastReposer(model, rows, threads)
+                seconds = min(timed(lambda f=fast: f.repose(vertices, poses[:8]), 2)) / 8
+                sweep[f"chunk_rows={rows},workers={threads}"] = seconds
+                print(f"chunk_rows {rows}, workers {threads}: {seconds * 1000:.1f} ms per frame")
+        best = min(sweep, key=sweep.get)
+        chunk_rows, workers = (int(part.split("=")[1]) for part in best.split(","))
 
-    fast = FastReposer(model, chunk_rows)
+    fast = FastReposer(model, chunk_rows, workers)
     fast_times = timed(lambda: fast.repose(vertices, poses), args.repeats)
     per_frame = statistics.median(fast_times) / args.frames
     ref_poses = poses[: args.reference_frames]

@@ -44,7 +44,7 @@ from invskin.models.animatable import AnimatableModel
 from invskin.nets.mlp import Mlp
 from invskin.nets.pin import PIN, PoseAwareCoupling
 
-DEFAULT_CHUNK_ROWS = 4096
+DEFAULT_CHUNK_ROWS = 16_384
 """Vertices per chunk; ``benchmarks/bench_repose_fast.py --sweep`` measures others on a machine."""
 
 
