@@ -91,3 +91,13 @@ def test_bulk_rejects_bad_input(toy_run, tmp_path) -> None:
     with pytest.raises(ValueError, match="named \\['walk'\\]"):
         repose_many(run, twice, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_repose_times_both_paths(toy_run) -> None:
+    from invskin.bench import bench_repose
+
+    run, _ = toy_run
+    result = bench_repose(run, None, frames=4, batch=2, min_vertices=500, resolution=24, repeats=1)
+    ins = result["ins"]
+    assert ins["canonical_vertices"] >= 500 and ins["flops_per_vertex"] > 0
+    assert ins["seconds_per_frame"] > 0 and ins["fast_path_seconds_per_frame"] > 0
