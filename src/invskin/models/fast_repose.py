@@ -8,20 +8,29 @@ What is restructured (the numbers are the same up to rounding):
   linear maps (the conditioner's first layer and the attention logits); both products are folded
   into one matrix each (``W_f W_p`` and ``W_a W_p``), so the projected features are never formed.
 - **Pose work once per frame.** The per-bone embeddings through the conditioner's first layer plus
-  the pooled code (``e W_e^T + W_c c``, J x H per frame and coupling) are computed once per frame;
-  softmax rows sum to one, so ``a (e W_e^T) + W_c c = a (e W_e^T + 1 (W_c c)^T)``: the pooled term
-  rides in the same batched product as the attention.
+  the pooled code (``W_e e_b + W_c c``, an H x J table per frame and coupling) are computed once
+  per frame; attention rows sum to one, so ``sum_b a_b W_e e_b + W_c c = sum_b a_b (W_e e_b + W_c
+  c)``: the pooled term rides in the attention product.
+- **Skinning per frame on the grid, not per point.** Trilinear interpolation and blending are
+  both linear, so each frame's bone transforms (top 3 x 4 rows) are blended at the nodes of the
+  skinning grid once, and each point needs one 12-channel lookup instead of a J-channel weight
+  lookup followed by a blend.
 - **PIN_d's root frame folded into LBS.** PIN_d works in the root bone's frame; LBS is linear in the
   bone transforms, so ``T_root^-1 (sum_b w_b T_b) x = (sum_b w_b T_root^-1 T_b) x``: the bone
   transforms are premultiplied once per frame and the per-point change of frame disappears.
-- **One frame per product, cache-sized chunks, preallocated buffers.** Vertices go in chunks of
-  ``chunk_rows``; each chunk is pushed through every frame in turn, so the per-frame attention term
-  and the skinning blend are plain matrix products, and the chunk's buffers (rows x width) are
-  allocated once and stay in cache. Points are kept as three coordinate columns: a coupling reads
-  its fixed coordinates and replaces its free ones without gathering or re-stacking.
 - **The first coupling of PIN_c once per chunk.** Its fixed coordinates are canonical, so its
   features and attention weights do not depend on the pose: they are computed once per chunk of
   vertices and reused for every frame.
+- **Feature-major buffers with a row of ones.** Activations are stored ``(width + 1, R)`` with a
+  last row of ones and weights as ``[W, b]``, so a layer is one matrix product written into the
+  first rows of the next buffer: contiguous, in place, no separate bias pass. Points are kept as
+  three coordinate rows: a coupling reads its fixed coordinates and replaces its free ones without
+  gathering or re-stacking.
+- **Chunks through every frame, on worker threads.** Vertices go in chunks of ``chunk_rows``;
+  each chunk is pushed through every frame in turn (its buffers allocated once). On CPU, one
+  worker thread per core takes whole chunks with single-threaded kernels (torch releases the
+  interpreter lock inside them): no fork-join barrier per small operation, which on a shared,
+  oversubscribed machine costs more than the operation.
 
 Conventions as :mod:`invskin.models.animatable`: vertices ``(V, 3)`` canonical, transforms
 ``(B, J, 4, 4)`` canonical-to-posed, output ``(B, V, 3)`` posed. Shape legend: ``B`` frames, ``V``
@@ -49,7 +58,7 @@ DEFAULT_CHUNK_ROWS = 16_384
 
 
 def _activation_(x: Tensor, name: str, softplus_beta: float) -> None:
-    """The activation of :mod:`invskin.nets.mlp`, in place (``x`` may be a strided view)."""
+    """The activation of :mod:`invskin.nets.mlp`, in place."""
     if name == "silu":
         nn.functional.silu(x, inplace=True)
     elif name == "relu":
