@@ -264,7 +264,8 @@ class FastReposer:
 
     The model's parameters are read once, at construction: build a new reposer after changing them.
     ``chunk_rows`` vertices go through all frames at a time; on CPU, ``workers`` threads (default:
-    torch's thread count) each take whole chunks with single-threaded kernels.
+    torch's thread count) each take whole chunks with single-threaded kernels: for the duration of
+    such a call torch's (process-wide) thread count is set to 1, and restored afterwards.
     """
 
     def __init__(
