@@ -100,7 +100,9 @@ def bench_repose(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """``ins`` reposing (frames per second, canonical mesh >= ``min_vertices``) against ``snarf``'s
-    per-frame extraction at the same grid resolution, in one run."""
+    per-frame extraction at the same grid resolution, in one run. ``ins`` is timed on the reference
+    ``model.repose`` (the FLOP rate is computed for it) and, on CPU, also on the fast path
+    ``invskin repose`` uses (``fast_path_*``; ``benchmarks/bench_repose_fast.py`` studies it)."""
     from invskin.data.format import load_dataset
     from invskin.models.pipeline import extract_canonical, extract_posed
     from invskin.models.run import load_run
@@ -123,6 +125,17 @@ def bench_repose(
 
     times = median_seconds(repose_all, repeats, dev)
     per_frame = statistics.median(times) / frames
+    fast_per_frame = None
+    if dev.type == "cpu":  # what 'invskin repose' runs on CPU (models/fast_repose.py)
+        from invskin.models.fast_repose import FastReposer
+
+        fast = FastReposer(ins.model)
+
+        def repose_all_fast() -> None:
+            for start in range(0, frames, batch):
+                fast.repose(vertices, poses[start : start + batch])
+
+        fast_per_frame = statistics.median(median_seconds(repose_all_fast, repeats, dev)) / frames
     flops_per_frame = count_flops(lambda: ins.model.repose(vertices, poses[:1]))
     peak = matmul_gflops(dev)
     result: dict[str, Any] = {
@@ -144,6 +157,8 @@ def bench_repose(
             "achieved_gflops": flops_per_frame / per_frame / 1e9,
             "matmul_gflops_measured": peak,
             "fraction_of_matmul_peak": flops_per_frame / per_frame / 1e9 / peak,
+            "fast_path_seconds_per_frame": fast_per_frame,
+            "fast_path_frames_per_second": None if fast_per_frame is None else 1 / fast_per_frame,
         },
     }
     if snarf_run is not None:

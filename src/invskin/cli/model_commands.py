@@ -131,17 +131,56 @@ def read_poses(
     return torch.from_numpy(array.astype(np.float32)), [f"frame_{i:04d}" for i in range(len(array))]
 
 
+MOTION_SUFFIXES = (".npz", ".npy", ".bvh", ".glb", ".gltf")
+"""Files in a --poses folder that are read as motion sequences."""
+
+
+def collect_sequences(
+    paths: list[Path], split: str | None, run: Path | None = None, mapping: Path | None = None
+):
+    """Motion sequences from files, folders of motion files and dataset folders (one sequence each).
+
+    A sequence is named after its file's stem (or the dataset folder's name). Motion files of
+    another format (AMASS, BVH, glTF) are retargeted onto the ``run``'s skeleton (through
+    ``mapping``), as :func:`invskin.cli.io_commands.poses_for_run` does for one file."""
+    from invskin.cli.io_commands import poses_for_run
+    from invskin.models.bulk_repose import Sequence
+
+    sequences = []
+    for path in map(Path, paths):
+        if path.is_dir() and not (path / "invskin-dataset.json").exists():
+            files = sorted(f for f in path.iterdir() if f.suffix in MOTION_SUFFIXES)
+            if not files:
+                raise FileNotFoundError(
+                    f"{path} holds no motion files ({', '.join(MOTION_SUFFIXES)}) and is not a "
+                    "dataset folder"
+                )
+        else:
+            files = [path]
+        for file in files:
+            if run is None:
+                transforms, names = read_poses(file, split)
+            else:
+                transforms, names = poses_for_run(run, file, split, mapping)
+            sequences.append(
+                Sequence(file.stem if file.is_file() else file.name, transforms, names)
+            )
+    return sequences
+
+
 @dataclass
 class Repose:
-    """Repose a run's canonical mesh to every frame of a pose sequence (PLY per frame + GLB).
-
-    For snarf the same command extracts one mesh per frame (no shared topology, no GLB)."""
+    """Repose a run's canonical mesh to every frame of one or many pose sequences (PLY per frame +
+    GLB). With several sequences (several --poses, or a folder of motion files) frames are batched
+    across sequences and each sequence goes to OUT/<its name>/; under torchrun the sequences are
+    split over the ranks. For snarf the same command extracts one mesh per frame (no GLB)."""
 
     run: Path
     """Run folder written by 'invskin train'."""
-    poses: Path
-    """A dataset folder (its frames, or one --split), an .npz/.npy with 'transforms' (F, J, 4, 4),
-    an AMASS/SMPL .npz ('poses', 'trans'), a .bvh or a .glb/.gltf animation."""
+    poses: tuple[Path, ...]
+    """Dataset folders (their frames, or one --split), .npz/.npy files with 'transforms'
+    (F, J, 4, 4), AMASS/SMPL .npz ('poses', 'trans'), .bvh or .glb/.gltf animations, or folders of
+    such files; one sequence per file or dataset."""
     out: Path
     """Output folder for the meshes, animation.glb and timing.json."""
     split: str | None = None
@@ -153,11 +192,29 @@ class Repose:
     device: str = "cpu"
 
     def main(self) -> None:
-        from invskin.cli.io_commands import poses_for_run
         from invskin.models.pipeline import repose_run
+        from invskin.training.distributed import is_main
 
-        transforms, names = poses_for_run(self.run, self.poses, self.split, self.mapping)
-        result = repose_run(self.run, transforms, self.out, names, self.batch, device=self.device)
+        sequences = collect_sequences(list(self.poses), self.split, self.run, self.mapping)
+        first = Path(self.poses[0])
+        single = len(self.poses) == 1 and (
+            first.is_file() or (first / "invskin-dataset.json").exists()
+        )
+        if not single:
+            from invskin.models.bulk_repose import repose_many
+
+            result = repose_many(self.run, sequences, self.out, self.batch, device=self.device)
+            print(
+                f"{len(result.out_dirs)} of {len(sequences)} sequences ({result.frames} frames) "
+                f"in {self.out} ({result.seconds_per_frame * 1000:.1f} ms per frame)"
+            )
+            return
+        if not is_main():  # one sequence under torchrun: rank 0 does it
+            return
+        seq = sequences[0]
+        result = repose_run(
+            self.run, seq.transforms, self.out, seq.frame_names, self.batch, device=self.device
+        )
         print(
             f"{len(result.mesh_files)} meshes in {result.out_dir} "
             f"({result.seconds_per_frame * 1000:.1f} ms per frame)"

@@ -26,6 +26,7 @@ from invskin.mesh.coarse_to_fine import evaluate_grid_coarse_to_fine
 from invskin.mesh.extract import extract_mesh, mesh_from_grid
 from invskin.mesh.io import TriMesh, load_mesh, save_mesh
 from invskin.models.animatable import AnimatableModel
+from invskin.models.fast_repose import FastReposer
 from invskin.models.run import load_run
 
 CANONICAL_MESH = "canonical.ply"
@@ -80,6 +81,40 @@ def extract_posed(
         posed_field, lo, hi, coarse, factor, chunk_size=32_768, device=transforms.device
     )
     return mesh_from_grid(values, lo, hi, keep_largest_component=True), evaluations
+
+
+def write_sequence(
+    out_dir: Path,
+    names: list[str],
+    posed: np.ndarray,
+    faces: np.ndarray,
+    glb: bool,
+    timing: dict,
+) -> tuple[list[Path], Path | None]:
+    """What ``invskin repose`` writes for one sequence of a pose-free model: ``<name>.ply`` per
+    frame (``posed`` (F, V, 3), shared ``faces``), ``animation.glb`` if ``glb``, ``timing.json``."""
+    from invskin.export.glb import write_glb
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [
+        save_mesh(out_dir / f"{name}.ply", TriMesh(verts.astype(np.float64), faces))
+        for name, verts in zip(names, posed)
+    ]
+    path = None
+    if glb:
+        path = out_dir / "animation.glb"
+        write_glb(path, posed, faces)
+    write_text_atomic(out_dir / "timing.json", json.dumps(timing, indent=1))
+    return files, path
+
+
+def reposer_for(model: AnimatableModel):
+    """``(vertices, transforms) -> posed``: the CPU fast path (:mod:`invskin.models.fast_repose`)
+    on CPU, the reference ``model.repose`` on other devices."""
+    if model.bounds.device.type == "cpu":
+        return FastReposer(model).repose
+    return model.repose
 
 
 @dataclass(frozen=True)
@@ -160,8 +195,6 @@ def repose_run(
     """Repose a run to every frame of ``transforms`` (F, J, 4, 4); one PLY per frame in ``out_dir``."""
     from tqdm import tqdm
 
-    from invskin.export.glb import write_glb
-
     loaded = load_run(run_dir, device)
     model = loaded.model
     transforms = transforms.to(device=device, dtype=torch.float32)
@@ -178,21 +211,19 @@ def repose_run(
     if model.pose_free:
         mesh, extraction = canonical_mesh(run_dir, model, resolution, loaded.state)
         vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32, device=device)
+        repose = reposer_for(model)
         frames = []
         tic = time.perf_counter()
         for start in tqdm(range(0, len(transforms), batch), desc="repose", disable=not progress):
-            frames.append(model.repose(vertices, transforms[start : start + batch]).cpu())
+            frames.append(repose(vertices, transforms[start : start + batch]).cpu())
         posed = torch.cat(frames).numpy()
         seconds = (time.perf_counter() - tic) / len(transforms)
-        for name, verts in zip(names, posed):
-            files.append(
-                save_mesh(out_dir / f"{name}.ply", TriMesh(verts.astype(np.float64), mesh.faces))
-            )
-        glb = None
-        if write_glb:
-            glb = out_dir / "animation.glb"
-            write_glb(glb, posed, mesh.faces)
-        timing |= {"canonical_vertices": mesh.num_vertices, "extraction_seconds": extraction}
+        timing |= {
+            "canonical_vertices": mesh.num_vertices,
+            "extraction_seconds": extraction,
+            "seconds_per_frame": seconds,
+        }
+        files, glb = write_sequence(out_dir, names, posed, mesh.faces, write_glb, timing)
     else:
         res = resolution or int(loaded.state.get("extract_resolution", 256))
         total = 0.0
@@ -202,7 +233,6 @@ def repose_run(
             total += time.perf_counter() - tic
             files.append(save_mesh(out_dir / f"{name}.ply", mesh))
         seconds, extraction, glb = total / len(transforms), 0.0, None
-        timing |= {"resolution": res}
-    timing |= {"seconds_per_frame": seconds}
-    write_text_atomic(out_dir / "timing.json", json.dumps(timing, indent=1))
+        timing |= {"resolution": res, "seconds_per_frame": seconds}
+        write_text_atomic(out_dir / "timing.json", json.dumps(timing, indent=1))
     return ReposeResult(out_dir, files, glb, seconds, extraction)

@@ -15,6 +15,7 @@ from invskin.data.samples import SampleConfig, load_or_make_samples
 from invskin.models.config import ModelConfig
 from invskin.models.run import build_model
 from invskin.training.checkpoint import find_checkpoint, load_checkpoint
+from invskin.training.distributed import barrier, init_from_env, is_main, local_device, shutdown
 from invskin.training.presets import Preset, make_preset
 from invskin.training.trainer import TrainConfig, TrainingData, TrainResult, train
 
@@ -64,11 +65,36 @@ def train_run(
 
     SIGINT / SIGTERM write a checkpoint and raise
     :class:`~invskin.training.trainer.TrainingInterrupted`; ``resume`` continues exactly.
+    Started by ``torchrun`` with several processes, it trains data-parallel (DDP,
+    :mod:`invskin.training.distributed`): every rank draws its own frames and points, only rank 0
+    writes; one process needs nothing of it.
     """
     out = Path(out)
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be a positive number of training steps, got {steps}")
     dev = pick_device(device)
+    distributed = init_from_env(dev)  # under torchrun with several processes
+    try:
+        return _train_run(
+            data, out, method, preset, steps, local_device(dev), seed, resume, progress, on_log
+        )
+    finally:
+        if distributed:
+            shutdown()
+
+
+def _train_run(
+    data: Path,
+    out: Path,
+    method: str,
+    preset: str,
+    steps: int | None,
+    dev: torch.device,
+    seed: int,
+    resume: bool,
+    progress: bool,
+    on_log: Callable[[int, dict[str, float]], None] | None,
+) -> TrainSummary:
     if resume:
         state = load_checkpoint(out, with_optimizer=False).state
         model_config = ModelConfig.from_json(state["model_config"])
@@ -101,7 +127,12 @@ def train_run(
     if len(train_split) == 0:
         raise ValueError(f"dataset {data} has an empty 'train' split")
     torch.manual_seed(train_config.seed)
-    samples = training_data(train_split, SampleConfig(), progress=progress)
+    # Rank 0 makes (and caches) the samples first; the other ranks then read them.
+    if not is_main():
+        barrier()
+    samples = training_data(train_split, SampleConfig(), progress=progress and is_main())
+    if is_main():
+        barrier()
     model = build_model(model_config, dataset.skeleton, dataset.prior)
     model.fit_skinning_to_prior(prior_fit)
     run_state = {

@@ -11,6 +11,12 @@ CPU and the training device's, which the model's losses use), so ``resume`` cont
 the CPU, N steps in one go give bit for bit the weights of an interrupted and resumed run (tested);
 on a GPU, as far as its kernels are deterministic.
 
+Data-parallel: started by ``torchrun`` with several processes (see
+:mod:`invskin.training.distributed`), ``model.losses`` runs inside DistributedDataParallel, so the
+backward pass averages the gradients over the ranks; each rank draws its own frames and points
+(rank 0 as a one-process run would), every checkpoint holds every rank's random states, and only
+rank 0 writes checkpoints and the log. In one process none of this is active.
+
 Interruptions: during :func:`train` (in the main thread) SIGINT and SIGTERM finish the current
 step, write a checkpoint at that step and raise :class:`TrainingInterrupted`; a second signal stops
 at once (the last checkpoint on disk stays good, see :mod:`invskin.training.checkpoint`).
@@ -34,6 +40,14 @@ from tqdm import tqdm
 
 from invskin.fileio import write_text_atomic
 from invskin.training.checkpoint import load_checkpoint, save_checkpoint
+from invskin.training.distributed import (
+    any_rank,
+    data_parallel,
+    gather_rng,
+    rank_rng,
+    rank_seed,
+    world,
+)
 from invskin.training.schedule import LossWeights
 
 logger = logging.getLogger("invskin")
@@ -166,6 +180,24 @@ class TrainResult:
     final_losses: dict[str, float]
 
 
+def build_optimiser(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with one parameter group per ``model.parameter_groups()`` entry and its lr scale."""
+    groups = (
+        model.parameter_groups()
+        if hasattr(model, "parameter_groups")
+        else {"other": list(model.parameters())}
+    )
+    return torch.optim.Adam(
+        [
+            {"params": params, "lr_scale": config.lr_scales.get(name, 1.0)}
+            for name, params in groups.items()
+            if params
+        ],
+        lr=config.lr,
+        foreach=True,  # one multi-tensor update: several times faster than a loop over tensors
+    )
+
+
 def _learning_rate(config: TrainConfig, step: int) -> float:
     progress = min(step / max(config.steps, 1), 1.0)
     floor = config.lr_final_fraction
@@ -190,21 +222,15 @@ def train(
     """
     run_dir = Path(run_dir)
     model.to(device)
-    groups = (
-        model.parameter_groups()
-        if hasattr(model, "parameter_groups")
-        else {"other": list(model.parameters())}
-    )
-    optimiser = torch.optim.Adam(
-        [
-            {"params": params, "lr_scale": config.lr_scales.get(name, 1.0)}
-            for name, params in groups.items()
-            if params
-        ],
-        lr=config.lr,
-        foreach=True,  # one multi-tensor update: several times faster than a loop over tensors
-    )
-    generator = torch.Generator().manual_seed(config.seed)
+    optimiser = build_optimiser(model, config)
+    rank, ranks, _ = world()
+    main = rank == 0
+    # Each rank draws its own frames and points (and the losses' own random points); rank 0 draws
+    # as a one-process run does. DDP broadcasts rank 0's weights and averages the gradients.
+    generator = torch.Generator().manual_seed(rank_seed(config.seed, rank))
+    if rank > 0:
+        torch.manual_seed(rank_seed(config.seed, rank))
+    losses_of = data_parallel(model, device) if ranks > 1 else model.losses
     start = 0
     elapsed = 0.0
     if resume:
@@ -220,28 +246,25 @@ def train(
                 f"above {start} (or leave --steps out)"
             )
         if ckpt.rng is not None:
-            restore_rng_state(ckpt.rng, generator, device)
+            restore_rng_state(rank_rng(ckpt.rng, rank), generator, device)
         elif start < config.steps:
             logger.warning(
                 "the checkpoint in %s has no random state (written by an older invskin): the "
                 "resumed run continues, but not exactly as an uninterrupted run would",
                 run_dir,
             )
-            generator.manual_seed(config.seed + start)
+            generator.manual_seed(rank_seed(config.seed, rank) + start)
     log_path = run_dir / "log.jsonl"
     run_dir.mkdir(parents=True, exist_ok=True)
-    if resume and log_path.exists():
+    if resume and log_path.exists() and main:
         _truncate_log(log_path, start)
 
     def checkpoint(step: int) -> None:
         state = dict(run_state, step=step, train_seconds=elapsed, finished=step >= config.steps)
-        save_checkpoint(
-            run_dir,
-            model.state_dict(),
-            state,
-            optimiser.state_dict(),
-            rng_state(generator, device),
-        )
+        rng = gather_rng(rng_state(generator, device))  # collective: every rank calls it
+        if main:  # only rank 0 writes
+            state["world_size"] = ranks
+            save_checkpoint(run_dir, model.state_dict(), state, optimiser.state_dict(), rng)
 
     losses_now: dict[str, float] = {}
     bar = tqdm(
@@ -249,29 +272,32 @@ def train(
         initial=start,
         total=config.steps,
         desc="train",
-        disable=not progress,
+        disable=not progress or not main,
         dynamic_ncols=True,
     )
     model.train()
     with _StopRequests() as stop:
         for step in bar:
-            losses_now, seconds = _step(model, optimiser, data, generator, config, step, device)
+            losses_now, seconds = _step(
+                model, losses_of, optimiser, data, generator, config, step, device
+            )
             elapsed += seconds
             bar.set_postfix(
                 loss=f"{losses_now['total']:.4f}", occ=f"{losses_now.get('occupancy', 0):.4f}"
             )
             done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
+            if main and (done % config.log_every == 0 or done == config.steps):
                 record = {"step": done, "seconds": round(elapsed, 3), **losses_now}
                 with log_path.open("a") as log:
                     log.write(json.dumps(record) + "\n")
                 if on_log is not None:
                     on_log(done, losses_now)
-            if done % config.checkpoint_every == 0 or done == config.steps or stop.signum:
+            stopping = any_rank(stop.signum is not None, device)  # all ranks stop together
+            if done % config.checkpoint_every == 0 or done == config.steps or stopping:
                 checkpoint(done)
-            if stop.signum is not None and done < config.steps:
+            if stopping and done < config.steps:
                 bar.close()
-                raise TrainingInterrupted(stop.signum, done, run_dir)
+                raise TrainingInterrupted(stop.signum or signal.SIGTERM, done, run_dir)
     if start >= config.steps:
         checkpoint(config.steps)
     return TrainResult(steps=config.steps, seconds=elapsed, final_losses=losses_now)
@@ -291,6 +317,7 @@ def _truncate_log(log_path: Path, step: int) -> None:
 
 def _step(
     model: torch.nn.Module,
+    losses_of: Callable[..., dict[str, torch.Tensor]],
     optimiser: torch.optim.Optimizer,
     data: TrainingData,
     generator: torch.Generator,
@@ -305,7 +332,7 @@ def _step(
     points, occupancy, transforms = data.batch(
         generator, config.batch_frames, config.points_per_frame, device
     )
-    losses = model.losses(points, occupancy, transforms, step)
+    losses = losses_of(points, occupancy, transforms, step)  # model.losses, or its DDP wrapper
     total = sum(config.loss_weights.weight(name, step) * value for name, value in losses.items())
     if not torch.isfinite(total):
         raise FloatingPointError(
