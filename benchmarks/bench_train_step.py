@@ -7,7 +7,8 @@ at a preset's batch size; the reference step uses per-tensor Adam (the trainer b
 path), the fast step multi-tensor Adam (the trainer now). It also checks that the two paths give
 the same losses on the first batch.
 
-    python benchmarks/bench_train_step.py --data DATA [--method ins] [--preset cpu-quick] [--steps 20]
+    python benchmarks/bench_train_step.py --data DATA [--method ins] [--preset cpu-quick]
+        [--variant old] [--steps 20]
 
 Writes ``benchmarks/results/train-throughput.json``: median step seconds, posed samples per second and
 per core for each path, their ratio, and the losses of both paths on the first batch.
@@ -25,12 +26,12 @@ import time
 from pathlib import Path
 
 import torch
+from ablation import variant_preset  # benchmarks/ablation.py, beside this script
 
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.fileio import write_bytes_atomic
 from invskin.models.run import build_model
-from invskin.training.presets import make_preset
 from invskin.training.run import training_data
 
 
@@ -39,6 +40,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--method", default="ins")
     parser.add_argument("--preset", default="cpu-quick")
+    parser.add_argument(
+        "--variant",
+        default="old",
+        help="a variant of benchmarks/ablation.py; 'old' is the cpu-quick of the previous round, "
+        "the configuration the throughput target refers to; 'preset' is today's",
+    )
     parser.add_argument("--steps", type=int, default=20, help="timed steps per path")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -50,7 +57,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    preset = make_preset(args.preset, args.method)
+    preset = variant_preset(args.preset, args.variant, args.method, seed=0, steps=None)
     dataset = load_dataset(args.data)
     data = training_data(dataset.split("train"), SampleConfig(), progress=False)
     base = build_model(preset.model, dataset.skeleton, dataset.prior)
@@ -108,7 +115,8 @@ def main() -> None:
     samples = train.batch_frames * train.points_per_frame
     result = {
         "command": "python benchmarks/bench_train_step.py "
-        f"--data {args.data} --method {args.method} --preset {args.preset} --steps {args.steps}",
+        f"--data {args.data} --method {args.method} --preset {args.preset} "
+        f"--variant {args.variant} --steps {args.steps}",
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from invskin.nets import (
+    NearestVertexWeights,
     PriorFitConfig,
     SkinningField,
     SkinningFieldConfig,
@@ -56,8 +57,10 @@ def test_nearest_vertex_weights_against_brute_force() -> None:
     brute = ((points[..., None, :] - vertices) ** 2).sum(-1).argmin(-1)
     out = nearest_vertex_weights(vertices, weights, points)
     assert torch.equal(out, weights[brute])
-    # Chunked evaluation (tiny memory budget) gives the same answer.
-    assert torch.equal(nearest_vertex_weights(vertices, weights, points, max_pairs=500), out)
+    # The lookup object (a k-d tree built once) gives the same weights and the true distances.
+    distance, looked_up = NearestVertexWeights(vertices, weights).query(points)
+    assert torch.equal(looked_up, out)
+    assert torch.allclose(distance, (points[..., None, :] - vertices).norm(dim=-1).min(-1).values)
     assert torch.equal(nearest_vertex_weights(vertices, weights, vertices), weights)
 
 

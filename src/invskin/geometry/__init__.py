@@ -12,6 +12,7 @@ from invskin.geometry.rotations import (
     matrix_to_quaternion,
     matrix_to_rotation_6d,
     quaternion_to_axis_angle,
+    rotation_6d_offset,
     rotation_6d_to_matrix,
     skew,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "matrix_to_axis_angle",
     "matrix_to_quaternion",
     "matrix_to_rotation_6d",
+    "rotation_6d_offset",
     "quaternion_to_axis_angle",
     "rotation_6d_to_matrix",
     "skew",

@@ -111,3 +111,9 @@ def rotation_6d_to_matrix(d6: Float[Tensor, "*b 6"]) -> Float[Tensor, "*b 3 3"]:
 def matrix_to_rotation_6d(matrix: Float[Tensor, "*b 3 3"]) -> Float[Tensor, "*b 6"]:
     """The first two columns of ``matrix``, concatenated: inverse of :func:`rotation_6d_to_matrix`."""
     return torch.cat([matrix[..., :, 0], matrix[..., :, 1]], dim=-1)
+
+
+def rotation_6d_offset(matrix: Float[Tensor, "*b 3 3"]) -> Float[Tensor, "*b 6"]:
+    """:func:`matrix_to_rotation_6d` minus the identity's: zero for the identity rotation."""
+    rot6d = matrix_to_rotation_6d(matrix)
+    return rot6d - rot6d.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])

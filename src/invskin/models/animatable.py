@@ -29,18 +29,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from jaxtyping import Bool, Float
-from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
 from invskin.body import Skeleton
-from invskin.geometry import apply_transform, invert_rigid, lbs, lbs_jacobian, matrix_to_rotation_6d
+from invskin.geometry import apply_transform, invert_rigid, lbs, lbs_jacobian, rotation_6d_offset
 from invskin.models.config import ModelConfig
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.siren import Siren, SirenConfig
 from invskin.nets.skinning_field import (
+    NearestVertexWeights,
     PriorFitConfig,
     SkinningField,
     SkinningFieldConfig,
@@ -101,9 +100,7 @@ def pose_condition(transforms: Float[Tensor, "*b j 4 4"], parents: tuple[int, ..
     child = [j for j, p in enumerate(parents) if p >= 0]
     parent = [parents[j] for j in child]
     rel = invert_rigid(transforms[..., parent, :, :]) @ transforms[..., child, :, :]
-    rot6d = matrix_to_rotation_6d(rel[..., :3, :3])
-    eye6d = rot6d.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-    return (rot6d - eye6d).flatten(-2)
+    return rotation_6d_offset(rel[..., :3, :3]).flatten(-2)
 
 
 class AnimatableModel(nn.Module):
@@ -191,11 +188,9 @@ class AnimatableModel(nn.Module):
 
     # ----------------------------------------------------------------------------- skinning
     def _nearest_prior_weights(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
-        if getattr(self, "_prior_tree", None) is None:
-            self._prior_tree = cKDTree(self.prior_vertices.cpu().numpy())
-        _, index = self._prior_tree.query(points.detach().reshape(-1, 3).cpu().numpy())
-        weights = self.prior_weights[torch.from_numpy(index.astype(np.int64))]
-        return weights.reshape(*points.shape[:-1], -1)
+        if getattr(self, "_prior_lookup", None) is None:
+            self._prior_lookup = NearestVertexWeights(self.prior_vertices, self.prior_weights)
+        return self._prior_lookup(points)
 
     def weight_field(self) -> SkinningGrid:
         """The skinning weights used everywhere: the learned MLP (or the body prior) on a grid.

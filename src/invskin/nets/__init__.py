@@ -5,6 +5,7 @@ from invskin.nets.pin import PIN, PINConfig, PINOutput, PoseAwareCoupling
 from invskin.nets.pose_encoder import PoseCode, PoseEncoder, bone_features
 from invskin.nets.siren import Siren, SirenConfig
 from invskin.nets.skinning_field import (
+    NearestVertexWeights,
     PriorFitConfig,
     SkinningField,
     SkinningFieldConfig,
@@ -31,5 +32,6 @@ __all__ = [
     "SkinningWeights",
     "WeightField",
     "bone_features",
+    "NearestVertexWeights",
     "nearest_vertex_weights",
 ]

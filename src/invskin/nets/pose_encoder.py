@@ -20,7 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from invskin.geometry import matrix_to_rotation_6d
+from invskin.geometry import rotation_6d_offset
 
 BONE_FEATURES = 9  # 6D rotation + translation
 
@@ -35,9 +35,7 @@ class PoseCode:
 
 def bone_features(transforms: Float[Tensor, "*b j 4 4"]) -> Float[Tensor, "*b j 9"]:
     """``[6d(R_b) - 6d(I), t_b]`` per bone: zero for the canonical pose."""
-    rot6d = matrix_to_rotation_6d(transforms[..., :3, :3])
-    eye6d = rot6d.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-    return torch.cat([rot6d - eye6d, transforms[..., :3, 3]], dim=-1)
+    return torch.cat([rotation_6d_offset(transforms[..., :3, :3]), transforms[..., :3, 3]], dim=-1)
 
 
 def _uniform_(tensor: Tensor, fan_in: int) -> Tensor:

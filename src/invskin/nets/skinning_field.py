@@ -50,19 +50,35 @@ class WeightField(Protocol):
     def weights_and_gradients(self, points: Tensor) -> SkinningWeights: ...
 
 
+class NearestVertexWeights:
+    """The prior's per-vertex weights carried to any point by its nearest vertex (a k-d tree over
+    the vertices, built once; queries on the CPU, results on the weights' device)."""
+
+    def __init__(self, prior_vertices: Float[Tensor, "v 3"], prior_weights: Float[Tensor, "v j"]):
+        self.tree = cKDTree(prior_vertices.detach().cpu().double().numpy())
+        self.weights = prior_weights
+
+    def query(
+        self, points: Float[Tensor, "*p 3"]
+    ) -> tuple[Float[Tensor, "*p"], Float[Tensor, "*p j"]]:
+        """Distance to the nearest vertex and its weights, for every point."""
+        distance, index = self.tree.query(points.detach().reshape(-1, 3).cpu().double().numpy())
+        index = torch.from_numpy(index.astype("int64")).to(self.weights.device)
+        weights = self.weights[index].reshape(*points.shape[:-1], self.weights.shape[-1])
+        distance = torch.from_numpy(distance).to(points).reshape(points.shape[:-1])
+        return distance, weights
+
+    def __call__(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
+        return self.query(points)[1]
+
+
 def nearest_vertex_weights(
     prior_vertices: Float[Tensor, "v 3"],
     prior_weights: Float[Tensor, "v j"],
     points: Float[Tensor, "*p 3"],
-    max_pairs: int = 2**24,
 ) -> Float[Tensor, "*p j"]:
-    """Weights of the nearest prior vertex for every point (distances in chunks of ``max_pairs``)."""
-    flat = points.reshape(-1, 3).to(prior_vertices)
-    chunk = max(1, max_pairs // max(1, prior_vertices.shape[0]))
-    nearest = torch.cat(
-        [torch.cdist(part, prior_vertices).argmin(dim=-1) for part in flat.split(chunk)]
-    )
-    return prior_weights[nearest].reshape(*points.shape[:-1], prior_weights.shape[-1])
+    """Weights of the nearest prior vertex for every point."""
+    return NearestVertexWeights(prior_vertices, prior_weights)(points)
 
 
 @dataclass
@@ -360,12 +376,8 @@ def diffused_grid_weights(
     needs: a skirt between the legs, FITE's "diffused skinning"). Rows are clamped at 0 and
     renormalised to sum to 1.
     """
-    tree = cKDTree(prior_vertices.detach().cpu().double().numpy())
-    distance, index = tree.query(nodes.detach().reshape(-1, 3).cpu().double().numpy())
-    index = torch.from_numpy(index).to(prior_weights.device)
-    nearest = prior_weights[index].reshape(*nodes.shape[:-1], prior_weights.shape[-1])
-    fixed = torch.from_numpy(distance < fixed_radius).reshape(nodes.shape[:-1])
-    fixed = fixed.to(prior_weights.device)
+    distance, nearest = NearestVertexWeights(prior_vertices, prior_weights).query(nodes)
+    fixed = (distance < fixed_radius).to(prior_weights.device)
     if bool(fixed.all()) or not bool(fixed.any()):
         return nearest
     u = nearest.permute(3, 0, 1, 2).double()  # (J, Rz, Ry, Rx)
