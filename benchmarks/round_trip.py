@@ -46,7 +46,7 @@ def main() -> None:
             back, ok = model.canonicalise(posed, frame, vertices)
             errors.append((back[0] - vertices).norm(dim=-1).masked_fill(~ok[0], float("inf")))
             valid.append(ok[0].float().mean())
-            rel = model._root_relative(frame)
+            rel = model._pin_pose(frame)
             x_cp = model.pin_c(vertices[None], rel) if model.pin_c is not None else vertices[None]
             skin = field.weights_and_gradients(x_cp)
             dets.append(
@@ -68,6 +68,7 @@ def main() -> None:
         "split": args.split,
         "frames": [dataset.frame_ids[i] for i in picks],
         "vertices": mesh.num_vertices,
+        "root_finding_starts": model.skeleton.num_bones,
         "max_m": float(err[np.isfinite(err)].max()),
         "p999_m": float(np.percentile(err[np.isfinite(err)], 99.9)),
         "mean_m": float(err[np.isfinite(err)].mean()),

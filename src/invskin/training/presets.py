@@ -35,8 +35,9 @@ SKINNING_AND_PINS = {
     "prior_radius": 0.05,
     "pin_frame": "heading",
 }
-"""What every preset shares (docs/method.md, "Skinning weights" and "The PINs' frame"): a learned
-residual on the diffused body prior's logits, and PINs in the heading frame."""
+"""What the presets share (docs/method.md, "The body prior, diffused", "Learned weights as a residual
+on the prior", "The PINs' frame"): a learned residual on the diffused body prior's logits, and PINs
+in the heading frame; ``tiny`` keeps the nearest-vertex prior."""
 
 
 def loss_weights(steps: int) -> LossWeights:
@@ -88,8 +89,10 @@ def make_preset(name: str, method: str, steps: int | None = None, seed: int = 0)
         train = TrainConfig(steps=20000, batch_frames=8, points_per_frame=4096, lr=5e-4)
         prior_fit, resolution = 2000, 256
     elif name == "tiny":
+        # The nearest-vertex prior: on an 8^3 grid almost no node lies within prior_radius of the
+        # body and diffusion would blur the limbs (docs/method.md, "The body prior, diffused").
         model = ModelConfig(
-            **SKINNING_AND_PINS,
+            **{**SKINNING_AND_PINS, "prior": "nearest"},
             pin_blocks=1,
             pin_width=16,
             pin_pose_dim=4,
