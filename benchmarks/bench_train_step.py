@@ -20,7 +20,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 from ablation import variant_preset  # benchmarks/ablation.py, beside this script
 
+from invskin.bench import cpu_name
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.fileio import write_bytes_atomic
@@ -118,7 +118,7 @@ def main() -> None:
         f"--data {args.data} --method {args.method} --preset {args.preset} "
         f"--variant {args.variant} --steps {args.steps}",
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "threads": args.threads,
             "torch": torch.__version__,

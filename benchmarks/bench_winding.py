@@ -26,21 +26,12 @@ import numpy as np
 import point_cloud_utils as pcu
 import trimesh
 
+from invskin.bench import cpu_name
 from invskin.mesh import TriMesh, occupancy
 from invskin.mesh.winding import spatial_order
 from invskin.metrics import evaluation_points
 
 RESULTS = Path(__file__).resolve().parent / "results" / "winding.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def usable_cores() -> int:
@@ -137,7 +128,7 @@ def main() -> None:
         "repeats": args.repeats,
         "results": results,
         "hardware": {
-            "cpu": cpu_model(),
+            "cpu": cpu_name(),
             "usable_cores": usable_cores(),
             "machine": platform.machine(),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),

@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
+from invskin.bench import cpu_name
 from invskin.cli.model_commands import read_poses
 from invskin.export.browser import (
     find_chromium,
@@ -31,16 +31,6 @@ from invskin.export.browser import (
     validate_glb,
 )
 from invskin.export.from_run import export_run
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
