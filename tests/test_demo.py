@@ -56,9 +56,12 @@ def test_drift_table_reads_eval_reports():
     from invskin.demo import drift_table
 
     reports = [
+        # The layout invskin eval writes (evaluation/evaluate.py): per_part -> parts -> name.
         {"method": "ins", "correspondence": {"mean_cm": 1.234, "p95_cm": 4.5},
-         "parts": {"skirt": {"correspondence_mean_cm": 3.0, "correspondence_p95_cm": 9.25,
-                             "stretch_p99": 1.7}, "body": {"correspondence_mean_cm": None}}},
+         "per_part": {"stretch_threshold": 1.5, "chamfer_points": 25000, "seconds": 0.5,
+                      "parts": {"skirt": {"correspondence_mean_cm": 3.0,
+                                          "correspondence_p95_cm": 9.25, "stretch_p99": 1.7},
+                                "body": {"correspondence_mean_cm": None}}}},
         {"method": "snarf", "correspondence": None},
     ]  # fmt: skip
     table = drift_table(reports)
@@ -66,3 +69,4 @@ def test_drift_table_reads_eval_reports():
     assert "| ins | skirt | 3.00 | 9.25 | 1.70 |" in table
     assert "| ins | body | - | - | - |" in table
     assert "snarf" not in table
+    assert "| ins | parts |" not in table and "stretch_threshold" not in table

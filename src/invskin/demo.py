@@ -173,14 +173,13 @@ def write_textured_sequence(
 
 
 def part_numbers(report: dict) -> dict[str, dict]:
-    """The per-part block of an ``invskin eval`` report (``parts`` or ``per_part``; each part a
-    dict with ``correspondence_mean_cm``, ``correspondence_p95_cm``, maybe ``stretch_p99``), or
-    ``{}`` where the report has none (an older eval, or data without part labels)."""
-    block = report.get("parts") or report.get("per_part") or {}
-    if isinstance(block, dict) and isinstance(block.get("summary"), dict):
-        block = block["summary"]
+    """The parts of an ``invskin eval`` report's ``per_part`` block (``per_part["parts"]``: each
+    part a dict with ``correspondence_mean_cm``, ``correspondence_p95_cm``, ``stretch_p99``, ...),
+    or ``{}`` where the report has none (an older eval, or data without part labels)."""
+    block = report.get("per_part") or {}
+    parts = block.get("parts") if isinstance(block, dict) else None
     return (
-        {k: v for k, v in block.items() if isinstance(v, dict)} if isinstance(block, dict) else {}
+        {k: v for k, v in parts.items() if isinstance(v, dict)} if isinstance(parts, dict) else {}
     )
 
 
