@@ -53,6 +53,7 @@ from invskin.geometry import invert_rigid
 from invskin.models.animatable import AnimatableModel
 from invskin.nets.mlp import Mlp
 from invskin.nets.pin import PIN, PoseAwareCoupling
+from invskin.nets.skinning_field import blended_transform_grids
 
 DEFAULT_CHUNK_ROWS = 16_384
 """Vertices per chunk; ``benchmarks/bench_repose_fast.py --sweep`` measures others on a machine."""
@@ -330,13 +331,8 @@ class FastReposer:
             frame = model.body_frame(transforms)
             bones = invert_rigid(frame)[:, None] @ transforms  # PIN_d's frame folded into LBS
             root_rows = frame[:, :3, :].contiguous()  # (B, 3, 4)
-        # (B, 12, J): the bones' top rows, so one product blends them for every point of a chunk.
-        bone_rows = bones[:, :, :3, :].reshape(frames, -1, 12).transpose(1, 2)
-        nodes = self.grid.shape[2:]
         # (B, 1, 12, Rz, Ry, Rx): each frame's transforms blended at every node of the grid.
-        blended_grids = (bone_rows @ self.grid.reshape(self.grid.shape[1], -1)).reshape(
-            frames, 1, 12, *nodes
-        )
+        blended_grids = blended_transform_grids(self.grid[0], bones)[:, None]
         out = vertices.new_empty(frames, vertices.shape[0], 3)
         plan = _FramePlan(
             blended_grids, root_rows if self.pin_d is not None else None, tables_c, tables_d

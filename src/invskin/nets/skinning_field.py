@@ -314,6 +314,16 @@ class SkinningGrid(nn.Module):
         return ((points >= lo) & (points <= hi)).all(dim=-1)
 
 
+def blended_transform_grids(
+    grid: Float[Tensor, "j rz ry rx"], transforms: Float[Tensor, "b j 4 4"]
+) -> Float[Tensor, "b 12 rz ry rx"]:
+    """Each frame's bone transforms (their top 3x4 rows, row-major) blended at every node of a
+    weight grid: ``sum_b w_b(node) T_b``. Trilinear interpolation is linear, so interpolating these
+    equals blending with interpolated weights."""
+    rows = transforms[..., :3, :].reshape(*transforms.shape[:-2], 12).to(grid)
+    return torch.einsum("jzyx,bjc->bczyx", grid, rows)
+
+
 class BlendedTransformGrid:
     """Per-frame grids of the blended 3x4 transforms of a :class:`SkinningGrid` (no autograd).
 
@@ -330,9 +340,8 @@ class BlendedTransformGrid:
         transforms: Float[Tensor, "b j 4 4"],
     ) -> None:
         with torch.no_grad():
-            rows = transforms.detach()[..., :3, :].reshape(*transforms.shape[:-2], 12).to(grid)
-            blended = torch.einsum("jzyx,bjc->bzyxc", grid.detach(), rows)
-        self.table = blended.reshape(-1, 12)  # (B * Rz * Ry * Rx, 12)
+            blended = blended_transform_grids(grid.detach(), transforms.detach())
+        self.table = blended.permute(0, 2, 3, 4, 1).reshape(-1, 12)  # (B * Rz * Ry * Rx, 12)
         self.sizes = (grid.shape[3], grid.shape[2], grid.shape[1])  # nodes along x, y, z
         self.lo, self.hi = bounds.detach().to(grid)
 
