@@ -34,7 +34,15 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from invskin.body import Skeleton
-from invskin.geometry import apply_transform, invert_rigid, lbs, lbs_jacobian, rotation_6d_offset
+from invskin.geometry import (
+    apply_transform,
+    axis_angle_to_matrix,
+    invert_rigid,
+    lbs,
+    lbs_jacobian,
+    make_transform,
+    rotation_6d_offset,
+)
 from invskin.models.config import ModelConfig
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.siren import Siren, SirenConfig
@@ -237,30 +245,24 @@ class AnimatableModel(nn.Module):
         if self.config.pin_frame != "heading":
             raise ValueError(f"unknown pin_frame {self.config.pin_frame!r}; use root or heading")
         right = root[..., :3, 0]
-        angle = torch.atan2(-right[..., 2], right[..., 0])
-        cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
-        one = torch.ones_like(angle)
-        yaw = torch.stack([cos, zero, sin, zero, one, zero, -sin, zero, cos], dim=-1).reshape(
-            *angle.shape, 3, 3
-        )
+        angle = torch.atan2(-right[..., 2], right[..., 0])  # about +y, x towards -z
+        yaw = axis_angle_to_matrix(angle[..., None] * angle.new_tensor([0.0, 1.0, 0.0]))
         joint = self.root_joint.to(root)
         posed_joint = (root[..., :3, :3] @ joint[:, None])[..., 0] + root[..., :3, 3]
-        frame = torch.zeros_like(root)
-        frame[..., :3, :3] = yaw
-        frame[..., :3, 3] = posed_joint - (yaw @ joint[:, None])[..., 0]
-        frame[..., 3, 3] = 1.0
-        return frame
+        return make_transform(yaw, posed_joint - (yaw @ joint[:, None])[..., 0])
 
-    def _pin_pose(self, transforms: Tensor) -> Tensor:
-        """The bone transforms relative to the body frame: what the PINs are conditioned on."""
-        return invert_rigid(self.body_frame(transforms))[..., None, :, :] @ transforms
+    def _pin_pose(self, transforms: Tensor, frame: Tensor | None = None) -> Tensor:
+        """The bone transforms relative to the body frame (``frame``, or computed): what the PINs
+        are conditioned on."""
+        frame = self.body_frame(transforms) if frame is None else frame
+        return invert_rigid(frame)[..., None, :, :] @ transforms
 
     def _pin_d(self, x: Tensor, transforms: Tensor, inverse: bool) -> Tensor:
         """PIN_d (or its inverse) in the body frame."""
         assert self.pin_d is not None
         frame = self.body_frame(transforms)
         local = apply_transform(invert_rigid(frame), x)
-        rel = self._pin_pose(transforms)
+        rel = self._pin_pose(transforms, frame)
         local = self.pin_d.inverse(local, rel) if inverse else self.pin_d(local, rel)
         return apply_transform(frame, local)
 
