@@ -49,6 +49,10 @@ OLD: dict[str, Any] = {
     "losses": {"lbs_fold": Ramp(10.0, 10.0)},
 }
 
+def _pins_after_warmup(total: int) -> dict[str, Ramp]:
+    return {"pin": Ramp(0.1, 1.0, begin=int(0.3 * total), finish=int(0.4 * total))}
+
+
 # Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
@@ -58,6 +62,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "diffused": {**OLD, **DIFFUSED},
     "v3": {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},  # = the preset
     "v3-disp1": {**OLD, **V2, **DIFFUSED},
+    # The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
+    "pin-late": {"train": {"lr_scale_ramps": _pins_after_warmup}},
 }
 
 
@@ -74,6 +80,7 @@ def variant_preset(preset: str, variant: str, method: str, seed: int, steps: int
     total = chosen.train.steps
     for name, ramp in losses.items():
         schedules[name] = ramp if isinstance(ramp, Ramp) else ramp(total)
+    train_changes = {k: v(total) if callable(v) else v for k, v in train_changes.items()}
     train = replace(chosen.train, loss_weights=LossWeights(schedules), **train_changes)
     return replace(chosen, name=f"{preset}+{variant}", model=model, train=train)
 

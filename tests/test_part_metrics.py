@@ -1,5 +1,6 @@
 """Per-part metrics against constructed ground truth: flat sheets with known per-part offsets, a
-sheet torn along a known line (known stretch), membership by the nearest corner, degenerate edges."""
+sheet torn along a known line (known stretch), a prediction that sits off the ground truth (its
+canonical mismatch is not stretch), membership by the nearest corner, degenerate edges."""
 
 import numpy as np
 import pytest
@@ -61,6 +62,7 @@ def test_known_offset_per_part_gives_known_errors() -> None:
         gt.faces,
         gt_posed,
         parts,
+        pred_canonical_vertices=gt.vertices,
         chamfer_points=40_000,
     )
     low, high, both = out.summary["low"], out.summary["high"], out.summary["all"]
@@ -95,11 +97,18 @@ def test_a_tear_gives_the_stretch_of_its_edges() -> None:
     pred_posed[0, right] += [gap, 0.0, 0.0]
     attachment = attach(sheet.vertices, sheet.vertices, sheet.faces)
     out = part_metrics(
-        attachment, sheet.faces, pred_posed, sheet.vertices, sheet.faces, gt_posed, parts
+        attachment,
+        sheet.faces,
+        pred_posed,
+        sheet.vertices,
+        sheet.faces,
+        gt_posed,
+        parts,
+        pred_canonical_vertices=sheet.vertices,
     )
     edges = mesh_edges(sheet.faces)
     crossing = right[edges[:, 0]] != right[edges[:, 1]]
-    stretch = edge_stretch(edges, pred_posed, gt_posed)[0]
+    stretch = edge_stretch(edges, pred_posed, gt_posed, sheet.vertices, sheet.vertices)[0]
     # Edges across the tear: along x, (0.05 + 0.1) / 0.05 = 3; diagonal, sqrt(0.15^2 + 0.05^2) /
     # sqrt(2 * 0.05^2) = sqrt(5). Every other edge keeps its length.
     along_x = crossing & (
@@ -120,6 +129,45 @@ def test_a_tear_gives_the_stretch_of_its_edges() -> None:
     assert out.summary["left"]["correspondence_mean_cm"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_prediction_off_the_ground_truth_is_not_stretch_until_a_pose_stretches_it() -> None:
+    # Ground truth: a sheet in z = 0. Prediction: the same grid tilted to z = x, so each vertex
+    # attaches straight below itself and an edge along x is sqrt(2) times the distance between its
+    # attached points in every frame, the canonical pose included: a mismatch no pose causes.
+    gt = grid(11, 11, 0.05)
+    pred = TriMesh(gt.vertices + gt.vertices[:, [2, 2, 0]] * [0, 0, 1], gt.faces)
+    attachment = attach(pred.vertices, gt.vertices, gt.faces)
+    np.testing.assert_allclose(attachment.points(gt.vertices), gt.vertices, atol=1e-12)
+    edges = mesh_edges(pred.faces)
+    along_y = np.abs(pred.vertices[edges[:, 0], 0] - pred.vertices[edges[:, 1], 0]) < 1e-9
+
+    def summary(pred_posed: np.ndarray, gt_posed: np.ndarray) -> dict:
+        return part_metrics(
+            attachment,
+            pred.faces,
+            pred_posed[None],
+            gt.vertices,
+            gt.faces,
+            gt_posed[None],
+            {"all": np.arange(gt.num_vertices)},
+            pred_canonical_vertices=pred.vertices,
+        ).summary["all"]
+
+    # Both move rigidly (a rotation about z and a shift): no stretch, the mismatch is reported.
+    c, s = np.cos(0.7), np.sin(0.7)
+    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    rigid = summary(pred.vertices @ rot.T + 0.3, gt.vertices @ rot.T + 0.3)
+    assert rigid["stretch_p99"] == pytest.approx(1.0)
+    assert rigid["stretch_frac_above"] == 0.0
+    assert rigid["canonical_stretch_p99"] == pytest.approx(np.sqrt(2.0))
+    # The ground truth grows 1.5x and the prediction follows: no stretch.
+    assert summary(1.5 * pred.vertices, 1.5 * gt.vertices)["stretch_p99"] == pytest.approx(1.0)
+    # The prediction alone stretches 2x along y: its edges along y stretch 2x, its diagonals
+    # sqrt(2)x (below the threshold), its edges along x not at all.
+    alone = summary(pred.vertices * [1.0, 2.0, 1.0], gt.vertices)
+    assert alone["stretch_p99"] == pytest.approx(2.0)
+    assert alone["stretch_frac_above"] == pytest.approx(along_y.mean())
+
+
 def test_edges_attached_to_one_point_are_skipped_and_empty_parts_are_none() -> None:
     gt = TriMesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]), np.array([[0, 1, 2]]))
     # A small triangle beyond corner 0: all three vertices attach to that corner.
@@ -133,6 +181,7 @@ def test_edges_attached_to_one_point_are_skipped_and_empty_parts_are_none() -> N
         gt.faces,
         gt.vertices[None],
         {"corner": np.array([0]), "other": np.array([1, 2])},
+        pred_canonical_vertices=pred.vertices,
     )
     corner, other = out.summary["corner"], out.summary["other"]
     assert corner["vertices"] == 3 and corner["edges"] == 0 and corner["edges_skipped"] == 3
@@ -153,5 +202,12 @@ def test_part_metrics_checks_shapes() -> None:
     posed = gt.vertices[None]
     with pytest.raises((ValueError, TypeError), match="frames|gt_posed_vertices"):
         part_metrics(
-            attachment, gt.faces, posed, gt.vertices, gt.faces, np.stack([posed[0]] * 2), parts
+            attachment,
+            gt.faces,
+            posed,
+            gt.vertices,
+            gt.faces,
+            np.stack([posed[0]] * 2),
+            parts,
+            pred_canonical_vertices=gt.vertices,
         )

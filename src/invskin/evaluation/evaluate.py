@@ -131,6 +131,7 @@ def evaluate_run(
                 gt_faces,
                 gt_posed,
                 {name: index.numpy() for name, index in truth.parts.items()},
+                pred_canonical_vertices=in_canonical_pose.astype(np.float64),
                 chamfer_points=num_points // 4,
                 seed=0,
                 threshold=STRETCH_THRESHOLD,

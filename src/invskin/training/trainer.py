@@ -48,7 +48,7 @@ from invskin.training.distributed import (
     rank_seed,
     world,
 )
-from invskin.training.schedule import LossWeights
+from invskin.training.schedule import LossWeights, Ramp
 
 logger = logging.getLogger("invskin")
 
@@ -72,6 +72,9 @@ class TrainConfig:
     lr_scales: dict[str, float] = field(default_factory=lambda: {"pin": 0.1})
     """Learning-rate multipliers per parameter group of the model (``model.parameter_groups()``);
     the PINs start as the identity and learn slowly, so the shape and skinning settle first."""
+    lr_scale_ramps: dict[str, Ramp] = field(default_factory=dict)
+    """Learning-rate multipliers that change with the step, per parameter group; a group named here
+    follows its ramp instead of its ``lr_scales`` entry."""
     checkpoint_every: int = 500
     """Write a checkpoint every this many steps (and at the end)."""
     log_every: int = 25
@@ -83,12 +86,14 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["loss_weights"] = self.loss_weights.to_json()
+        data["lr_scale_ramps"] = {k: vars(v) for k, v in self.lr_scale_ramps.items()}
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         data["loss_weights"] = LossWeights.from_json(data.get("loss_weights", {}))
+        data["lr_scale_ramps"] = {k: Ramp(**v) for k, v in data.get("lr_scale_ramps", {}).items()}
         return cls(**data)
 
 
@@ -189,7 +194,7 @@ def build_optimiser(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
     )
     return torch.optim.Adam(
         [
-            {"params": params, "lr_scale": config.lr_scales.get(name, 1.0)}
+            {"params": params, "name": name, "lr_scale": config.lr_scales.get(name, 1.0)}
             for name, params in groups.items()
             if params
         ],
@@ -328,7 +333,8 @@ def _step(
     """One optimisation step; returns the losses (and their weighted ``total``) and its seconds."""
     tic = time.perf_counter()
     for group in optimiser.param_groups:
-        group["lr"] = _learning_rate(config, step) * group["lr_scale"]
+        ramp = config.lr_scale_ramps.get(group.get("name", ""))
+        group["lr"] = _learning_rate(config, step) * (ramp(step) if ramp else group["lr_scale"])
     points, occupancy, transforms = data.batch(
         generator, config.batch_frames, config.points_per_frame, device
     )
