@@ -49,6 +49,12 @@ OLD: dict[str, Any] = {
     "losses": {"lbs_fold": Ramp(10.0, 10.0)},
 }
 
+
+def _after_warmup(weight: float):
+    """A loss off over the warm-up (30%), rising to ``weight`` over the next 10%."""
+    return lambda total: Ramp(0.0, weight, begin=int(0.3 * total), finish=int(0.4 * total))
+
+
 def _pins_after_warmup(total: int) -> dict[str, Ramp]:
     return {"pin": Ramp(0.1, 1.0, begin=int(0.3 * total), finish=int(0.4 * total))}
 
@@ -64,6 +70,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "v3-disp1": {**OLD, **V2, **DIFFUSED},
     # The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
     "pin-late": {"train": {"lr_scale_ramps": _pins_after_warmup}},
+    # The surface-stretch hinge (tolerance 10%) after the warm-up, weight 10.
+    "stretch": {"surface_stretch": 0.1, "losses": {"surface_stretch": _after_warmup(10.0)}},
+    "stretch-pin-late": {
+        "surface_stretch": 0.1,
+        "losses": {"surface_stretch": _after_warmup(10.0)},
+        "train": {"lr_scale_ramps": _pins_after_warmup},
+    },
 }
 
 

@@ -7,7 +7,8 @@ Runs are expected at ``RUNS/VARIANT/METHOD-sSEED`` (as ``benchmarks/ablation.py`
 Every report becomes one JSON row (outfit, variant, method, split, seed, frames, ``summary``,
 ``correspondence`` and the ``per_part`` block); rows of an existing JSON file for other outfits
 are kept. The Markdown table has one line per (variant, method, split): the mean over seeds and,
-with several seeds, the spread (sample standard deviation) after ``±``.
+with several seeds, the spread (sample standard deviation) after ``±``. The stretch column is
+``n/a`` for reports written before stretch was measured against the canonical pose.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ COLUMNS = (
     ("skirt corr. mean", lambda r: _part(r, "skirt", "correspondence_mean_cm"), "{:.2f}"),
     ("skirt corr. p95", lambda r: _part(r, "skirt", "correspondence_p95_cm"), "{:.2f}"),
     ("skirt Chamfer", lambda r: _part(r, "skirt", "chamfer_cm"), "{:.3f}"),
-    ("skirt stretch p99", lambda r: _part(r, "skirt", "stretch_p99"), "{:.2f}"),
+    ("skirt stretch p99", lambda r: _stretch(r, "skirt"), "{:.2f}"),
     ("body corr. mean", lambda r: _part(r, "body", "correspondence_mean_cm"), "{:.2f}"),
 )
 
@@ -39,6 +40,14 @@ def _part(report: dict, part: str, key: str) -> float | None:
     block = report.get("per_part") or {}
     block = block.get("parts", block)
     return (block.get(part) or {}).get(key)
+
+
+def _stretch(report: dict, part: str) -> float | None:
+    """The part's stretch p99, only from reports that measure stretch against the canonical pose
+    (they also report ``canonical_stretch_p99``); older reports divided by the posed distance alone."""
+    if _part(report, part, "canonical_stretch_p99") is None:
+        return None
+    return _part(report, part, "stretch_p99")
 
 
 def row_of(path: Path, outfit: str) -> dict:

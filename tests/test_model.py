@@ -10,8 +10,9 @@ import torch
 from invskin.data.format import load_dataset
 from invskin.evaluation.evaluate import evaluate_run
 from invskin.export.glb import read_glb_frames
+from invskin.geometry import axis_angle_to_matrix, make_transform
 from invskin.mesh.io import load_mesh
-from invskin.models.animatable import AnimatableModel
+from invskin.models.animatable import AnimatableModel, PosedQuery
 from invskin.models.config import METHODS, ModelConfig, method_config
 from invskin.models.pipeline import repose_run
 from invskin.models.run import load_run
@@ -315,3 +316,59 @@ def test_canonicalise_starts_from_every_bone_not_only_the_training_subset() -> N
     assert valid.float().mean() > from_bone_0.valid.any(-1).float().mean()
     assert valid.float().mean() > 0.99
     assert (back - v).norm(dim=-1)[valid].max() < 1e-4
+
+
+def _points_on_the_shape(model: AnimatableModel, count: int) -> torch.Tensor:
+    """Points on the canonical shape's zero level set, by bisection along rays from the blob."""
+    torch.manual_seed(5)
+    directions = torch.nn.functional.normalize(torch.randn(count, 3), dim=-1)
+    centre = model.shape.blob_center
+    lo, hi = torch.zeros(count), torch.full((count,), 2.0)
+    with torch.no_grad():
+        assert (model.shape_logits((centre + hi[:, None] * directions)[None]) < 0).all()
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            inside = model.shape_logits((centre + mid[:, None] * directions)[None])[0] > 0
+            lo, hi = torch.where(inside, mid, lo), torch.where(inside, hi, mid)
+    return centre + lo[:, None] * directions
+
+
+@pytest.mark.parametrize("method", ["snarf-nc", "ins"])
+def test_surface_stretch_is_zero_for_rigid_moves_and_grows_where_the_deformation_stretches(
+    method: str,
+) -> None:
+    torch.manual_seed(3)
+    model = toy_model(method, perturb=method == "ins")
+    model.config = replace(model.config, surface_stretch=0.0)
+    on_surface = _points_on_the_shape(model, 64)
+    field = model.weight_field()
+
+    def stretch(transforms: torch.Tensor) -> torch.Tensor:
+        b = transforms.shape[0]
+        x_c = on_surface.expand(b, -1, -1)
+        if model.pin_c is not None:  # the query's candidates live in x_cp = PIN_c(x_c)
+            x_c = model.pin_c(x_c, model._pin_pose(transforms))
+        candidates = x_c.detach()[:, :, None]
+        valid = torch.ones(candidates.shape[:3], dtype=torch.bool)
+        zeros = torch.zeros(candidates.shape[:3])
+        query = PosedQuery(zeros, valid, zeros, zeros[..., 0], candidates, valid.float())
+        return model.surface_stretch(query, transforms, field)
+
+    rotation = axis_angle_to_matrix(torch.tensor([0.3, -1.1, 0.4]))
+    rigid = make_transform(rotation, torch.tensor([0.2, 0.1, -0.3])).expand(1, 3, 4, 4)
+    bent = toy_transforms([1.2])
+    if model.pin_c is None:
+        # LBS with one rigid transform for every bone moves the surface rigidly: nothing to charge.
+        assert float(stretch(rigid)) < 1e-8
+        assert float(stretch(torch.eye(4).expand(1, 3, 4, 4))) < 1e-8
+    # A bent joint stretches the skin on its outer side and squeezes it on the inner side.
+    loss = stretch(bent)
+    assert float(loss) > 1e-4
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.skinning.parameters())
+    for pin in (model.pin_c, model.pin_d):
+        if pin is not None:
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pin.parameters())
+    # With a tolerance above every stretch there is nothing to charge.
+    model.config = replace(model.config, surface_stretch=10.0)
+    assert float(stretch(bent)) == 0.0

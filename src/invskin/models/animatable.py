@@ -45,6 +45,7 @@ from invskin.geometry import (
 )
 from invskin.models.config import ModelConfig
 from invskin.nets.pin import PIN, PINConfig
+from invskin.nets.pose_encoder import PoseCode
 from invskin.nets.siren import Siren, SirenConfig
 from invskin.nets.skinning_field import (
     NearestVertexWeights,
@@ -69,6 +70,13 @@ FOLD_MARGIN = 0.2
 """The skinning Jacobian's determinant is pushed above this at the canonical roots of samples."""
 FOLD_POINTS = 256
 """Samples per frame whose canonical roots are checked for folds each step."""
+STRETCH_POINTS = 128
+"""Samples per frame whose canonical roots are checked for surface stretch each step."""
+STRETCH_STEP = 0.01
+"""Metres along the canonical surface over which the surface stretch is measured."""
+STRETCH_BAND = 0.01
+"""Canonical roots farther than this (metres, first-order distance) from the surface are not
+checked for stretch."""
 PRIOR_LOGIT_EPS = 1e-4
 """Residual skinning starts from ``log(w_prior + eps)``: a bone absent from the prior at a node
 starts about 9 logits below the prior's bones."""
@@ -266,6 +274,73 @@ class AnimatableModel(nn.Module):
         local = self.pin_d.inverse(local, rel) if inverse else self.pin_d(local, rel)
         return apply_transform(frame, local)
 
+    def deform(
+        self,
+        x_c: Float[Tensor, "b n 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        field: SkinningGrid,
+        code_c: PoseCode | None = None,
+    ) -> Float[Tensor, "b n 3"]:
+        """Canonical to posed: ``PIN_c -> LBS -> PIN_d`` (differentiable); ``code_c`` is PIN_c's
+        pose code if already computed."""
+        x = x_c
+        if self.pin_c is not None:
+            code = (
+                code_c if code_c is not None else self.pin_c.encode_pose(self._pin_pose(transforms))
+            )
+            x = self.pin_c(x, code)
+        x = lbs(x, field(x), transforms)
+        if self.pin_d is not None:
+            x = self._pin_d(x, transforms, inverse=False)
+        return x
+
+    def surface_stretch(
+        self, query: PosedQuery, transforms: Float[Tensor, "b j 4 4"], field: SkinningGrid
+    ) -> Tensor:
+        """Hinge on how much the deformation stretches the canonical surface along itself.
+
+        At the first valid canonical root of each of the first ``STRETCH_POINTS`` samples per frame
+        (mapped back to ``x_c``), if the shape's first-order distance ``|logit| / |grad logit|`` is
+        under ``STRETCH_BAND``, three directions in the surface's tangent plane (normal: the shape's
+        finite-difference gradient; a random orientation per point, then 0, 45 and 90 degrees) are
+        stepped ``STRETCH_STEP`` along and deformed; each direction's length ratio ``s`` costs
+        ``relu(|s - 1| - tolerance)^2``. Mean over the checked directions.
+        """
+        tolerance = self.config.surface_stretch
+        assert tolerance is not None
+        valid = query.valid[:, :STRETCH_POINTS]  # (B, P, K)
+        b, p, _ = valid.shape
+        first = valid.float().argmax(-1)  # first valid candidate (0 where none is valid)
+        x_cp = torch.gather(
+            query.candidates[:, :STRETCH_POINTS], 2, first[..., None, None].expand(b, p, 1, 3)
+        )[:, :, 0]
+        code_c = None
+        if self.pin_c is not None:
+            code_c = self.pin_c.encode_pose(self._pin_pose(transforms))
+        with torch.no_grad():
+            x_c = self.pin_c.inverse(x_cp, code_c) if self.pin_c is not None else x_cp
+            h = 0.25 * STRETCH_STEP
+            eye = torch.eye(3, device=x_c.device, dtype=x_c.dtype)
+            probes = torch.cat([x_c[:, :, None] + h * eye, x_c[:, :, None] - h * eye], dim=2)
+            values = self.shape_logits(probes.reshape(b, p * 6, 3), transforms).reshape(b, p, 6)
+            grad = (values[..., :3] - values[..., 3:]) / (2 * h)
+            logit = self.shape_logits(x_c, transforms)
+            norm = grad.norm(dim=-1).clamp(min=1e-6)
+            near = valid.any(-1) & (logit.abs() / norm < STRETCH_BAND)
+            normal = grad / norm[..., None]
+            helper = torch.randn_like(normal)
+            t1 = torch.linalg.cross(normal, helper)
+            t1 = t1 / t1.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+            t2 = torch.linalg.cross(normal, t1)
+            directions = torch.stack([t1, (t1 + t2) / 2**0.5, t2], dim=2)  # (B, P, 3, 3)
+            stepped = x_c[:, :, None] + STRETCH_STEP * directions
+        points = torch.cat([x_c[:, :, None], stepped], dim=2).reshape(b, p * 4, 3)
+        posed = self.deform(points, transforms, field, code_c).reshape(b, p, 4, 3)
+        ratio = (posed[:, :, 1:] - posed[:, :, :1]).norm(dim=-1) / STRETCH_STEP  # (B, P, 3)
+        cost = torch.relu((ratio - 1).abs() - tolerance).square()
+        weight = near[..., None].to(cost.dtype).expand_as(cost)
+        return (cost * weight).sum() / weight.sum().clamp(min=1.0)
+
     # ----------------------------------------------------------------------------- shape
     def shape_logits(
         self, x_c: Float[Tensor, "b n 3"], transforms: Float[Tensor, "b j 4 4"] | None = None
@@ -440,6 +515,8 @@ class AnimatableModel(nn.Module):
             jac = lbs_jacobian(roots, skin.weights, skin.gradients, transforms[frame])[:, 0]
             fold = torch.relu(FOLD_MARGIN - torch.linalg.det(jac)) * count[frame, point, cand]
             losses["lbs_fold"] = fold.sum() / count.numel()
+        if self.config.surface_stretch is not None:
+            losses["surface_stretch"] = self.surface_stretch(query, transforms, field)
         valid = query.valid.float()
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (
@@ -461,17 +538,12 @@ class AnimatableModel(nn.Module):
         """Push canonical vertices through ``PIN_c -> LBS -> PIN_d`` for every frame."""
         field = self.weight_field()
         b = transforms.shape[0]
-        rel = self._pin_pose(transforms)
-        code_c = self.pin_c.encode_pose(rel) if self.pin_c is not None else None
+        code_c = None
+        if self.pin_c is not None:
+            code_c = self.pin_c.encode_pose(self._pin_pose(transforms))
         out = []
         for part in vertices.split(max(1, chunk // max(b, 1))):
-            x = part.expand(b, -1, -1)
-            if self.pin_c is not None:
-                x = self.pin_c(x, code_c)
-            x = lbs(x, field(x), transforms)
-            if self.pin_d is not None:
-                x = self._pin_d(x, transforms, inverse=False)
-            out.append(x)
+            out.append(self.deform(part.expand(b, -1, -1), transforms, field, code_c))
         return torch.cat(out, dim=1)
 
     @torch.no_grad()

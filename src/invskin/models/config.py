@@ -72,6 +72,10 @@ class ModelConfig:
     """The body frame the PINs work in: ``root`` (the root bone's transform: position and the whole
     rotation factored out) or ``heading`` (position and the yaw about the vertical axis only, so
     the PINs see the root's tilt, and PIN_d keeps gravity's direction)."""
+    surface_stretch: float | None = None
+    """Tolerance of the surface-stretch loss (``AnimatableModel.losses``): the whole deformation
+    (PIN_c, LBS, PIN_d) may stretch or shrink the canonical surface along it by this fraction
+    before it is penalised; None computes no such loss."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
