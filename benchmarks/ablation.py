@@ -77,6 +77,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "losses": {"surface_stretch": _after_warmup(10.0)},
         "train": {"lr_scale_ramps": _pins_after_warmup},
     },
+    # The same, the stretch loss's gradient moving posed points only along the surface.
+    "stretch-tan-pin-late": {
+        "surface_stretch": 0.1,
+        "surface_stretch_tangential": True,
+        "losses": {"surface_stretch": _after_warmup(10.0)},
+        "train": {"lr_scale_ramps": _pins_after_warmup},
+    },
 }
 
 

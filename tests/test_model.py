@@ -12,7 +12,7 @@ from invskin.evaluation.evaluate import evaluate_run
 from invskin.export.glb import read_glb_frames
 from invskin.geometry import axis_angle_to_matrix, make_transform
 from invskin.mesh.io import load_mesh
-from invskin.models.animatable import AnimatableModel, PosedQuery
+from invskin.models.animatable import AnimatableModel, PosedQuery, tangential_gradient
 from invskin.models.config import METHODS, ModelConfig, method_config
 from invskin.models.pipeline import repose_run
 from invskin.models.run import load_run
@@ -372,3 +372,20 @@ def test_surface_stretch_is_zero_for_rigid_moves_and_grows_where_the_deformation
     # With a tolerance above every stretch there is nothing to charge.
     model.config = replace(model.config, surface_stretch=10.0)
     assert float(stretch(bent)) == 0.0
+
+
+def test_tangential_gradient_keeps_values_and_drops_the_normal_part() -> None:
+    torch.manual_seed(4)
+    base = torch.randn(5, 3, dtype=torch.float64)
+    t1 = torch.nn.functional.normalize(torch.randn(5, 3, dtype=torch.float64), dim=-1)
+    t2 = torch.linalg.cross(t1, torch.randn(5, 3, dtype=torch.float64))
+    t2 = torch.nn.functional.normalize(t2, dim=-1)
+    normal = torch.linalg.cross(t1, t2)
+    steps = torch.stack([torch.zeros_like(t1), t1, (t1 + t2) / 2**0.5, t2], dim=1)
+    posed = (base[:, None] + 0.01 * steps).requires_grad_(True)
+    out = tangential_gradient(posed)
+    assert torch.equal(out, posed)
+    pull = torch.randn(5, 4, 3, dtype=torch.float64)
+    (out * pull).sum().backward()
+    expected = pull - (pull * normal[:, None]).sum(-1, keepdim=True) * normal[:, None]
+    torch.testing.assert_close(posed.grad, expected)

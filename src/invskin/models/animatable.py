@@ -100,6 +100,22 @@ class PosedQuery:
     path); on the fast path a distinct root counts its duplicates and a duplicate counts 0."""
 
 
+def tangential_gradient(posed: Float[Tensor, "*b 4 3"]) -> Float[Tensor, "*b 4 3"]:
+    """The same points, whose gradient keeps only its part along the surface.
+
+    ``posed[..., 0, :]`` is a point of the surface and ``posed[..., 1:, :]`` points stepped along it
+    in three directions (0, 45 and 90 degrees); the surface normal there is the cross product of
+    the first and last steps. The gradient reaching each of the four points loses its component
+    along that normal (which is held fixed).
+    """
+    normal = torch.linalg.cross(
+        posed[..., 1, :] - posed[..., 0, :], posed[..., 3, :] - posed[..., 0, :]
+    )
+    normal = (normal / normal.norm(dim=-1, keepdim=True).clamp(min=1e-12)).detach()[..., None, :]
+    along = ((posed - posed.detach()) * normal).sum(-1, keepdim=True)  # zero, with a gradient
+    return posed - along * normal
+
+
 def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:
     """Points along every bone (parent joint to child joint) in the canonical pose: inside the body."""
     joints = skeleton.joints()
@@ -304,7 +320,9 @@ class AnimatableModel(nn.Module):
         under ``STRETCH_BAND``, three directions in the surface's tangent plane (normal: the shape's
         finite-difference gradient; a random orientation per point, then 0, 45 and 90 degrees) are
         stepped ``STRETCH_STEP`` along and deformed; each direction's length ratio ``s`` costs
-        ``relu(|s - 1| - tolerance)^2``. Mean over the checked directions.
+        ``relu(|s - 1| - tolerance)^2``. Mean over the checked directions. With
+        ``surface_stretch_tangential`` its gradient moves the posed points only along the posed
+        surface.
         """
         tolerance = self.config.surface_stretch
         assert tolerance is not None
@@ -336,6 +354,8 @@ class AnimatableModel(nn.Module):
             stepped = x_c[:, :, None] + STRETCH_STEP * directions
         points = torch.cat([x_c[:, :, None], stepped], dim=2).reshape(b, p * 4, 3)
         posed = self.deform(points, transforms, field, code_c).reshape(b, p, 4, 3)
+        if self.config.surface_stretch_tangential:
+            posed = tangential_gradient(posed)
         ratio = (posed[:, :, 1:] - posed[:, :, :1]).norm(dim=-1) / STRETCH_STEP  # (B, P, 3)
         cost = torch.relu((ratio - 1).abs() - tolerance).square()
         weight = near[..., None].to(cost.dtype).expand_as(cost)

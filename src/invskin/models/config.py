@@ -76,6 +76,10 @@ class ModelConfig:
     """Tolerance of the surface-stretch loss (``AnimatableModel.losses``): the whole deformation
     (PIN_c, LBS, PIN_d) may stretch or shrink the canonical surface along it by this fraction
     before it is penalised; None computes no such loss."""
+    surface_stretch_tangential: bool = False
+    """The surface-stretch loss moves the posed points only along the posed surface (its gradient
+    with respect to each posed point is projected onto the surface's tangent plane), so it decides
+    where material sits on the surface and leaves where the surface is to the occupancy loss."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
