@@ -55,8 +55,9 @@ def _after_warmup(weight: float):
     return lambda total: Ramp(0.0, weight, begin=int(0.3 * total), finish=int(0.4 * total))
 
 
-def _pins_after_warmup(total: int) -> dict[str, Ramp]:
-    return {"pin": Ramp(0.1, 1.0, begin=int(0.3 * total), finish=int(0.4 * total))}
+def _pins_after_warmup(total: int, scale: float = 1.0) -> dict[str, Ramp]:
+    """The PINs' learning-rate scale: 0.1 over the warm-up (30%), then up to ``scale`` by 40%."""
+    return {"pin": Ramp(0.1, scale, begin=int(0.3 * total), finish=int(0.4 * total))}
 
 
 # Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
@@ -76,6 +77,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "surface_stretch": 0.1,
         "losses": {"surface_stretch": _after_warmup(10.0)},
         "train": {"lr_scale_ramps": _pins_after_warmup},
+    },
+    # The same with the PINs at 0.3 of the learning rate after the warm-up.
+    "stretch-pin-late-0.3": {
+        "surface_stretch": 0.1,
+        "losses": {"surface_stretch": _after_warmup(10.0)},
+        "train": {"lr_scale_ramps": lambda total: _pins_after_warmup(total, 0.3)},
     },
     # The same, the stretch loss's gradient moving posed points only along the surface.
     "stretch-tan-pin-late": {
