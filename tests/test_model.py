@@ -18,6 +18,8 @@ from invskin.models.pipeline import repose_run
 from invskin.models.run import load_run
 from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import train_run
+from invskin.training.schedule import Ramp
+from invskin.training.trainer import TrainConfig, build_optimiser, set_learning_rates
 from toy_data import make_toy_dataset, toy_body, toy_skeleton, toy_transforms
 
 SMALL = ModelConfig(
@@ -389,3 +391,21 @@ def test_tangential_gradient_keeps_values_and_drops_the_normal_part() -> None:
     (out * pull).sum().backward()
     expected = pull - (pull * normal[:, None]).sum(-1, keepdim=True) * normal[:, None]
     torch.testing.assert_close(posed.grad, expected)
+
+
+def test_learning_rate_scale_ramps_follow_the_step_and_survive_json() -> None:
+    model = toy_model("ins")
+    ramp = Ramp(0.1, 1.0, begin=30, finish=40)
+    config = TrainConfig(steps=100, lr=1e-3, lr_final_fraction=1.0, lr_scale_ramps={"pin": ramp})
+    assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    optimiser = build_optimiser(model, config)
+    names = [group["name"] for group in optimiser.param_groups]
+    assert sorted(names) == ["other", "pin"]
+    for step, pin_scale in [(0, 0.1), (30, 0.1), (35, 0.55), (40, 1.0), (99, 1.0)]:
+        set_learning_rates(optimiser, config, step)
+        rates = {group["name"]: group["lr"] for group in optimiser.param_groups}
+        assert rates["pin"] == pytest.approx(1e-3 * pin_scale)
+        assert rates["other"] == pytest.approx(1e-3)
+    # Without a ramp the fixed scales apply.
+    set_learning_rates(optimiser, replace(config, lr_scale_ramps={}), 99)
+    assert {g["name"]: g["lr"] for g in optimiser.param_groups}["pin"] == pytest.approx(1e-4)

@@ -185,6 +185,14 @@ class TrainResult:
     final_losses: dict[str, float]
 
 
+def set_learning_rates(optimiser: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
+    """Each group's learning rate at ``step``: the schedule's rate times the group's scale (its
+    ``lr_scale_ramps`` entry at ``step`` if it has one, else its ``lr_scales`` entry)."""
+    for group in optimiser.param_groups:
+        ramp = config.lr_scale_ramps.get(group.get("name", ""))
+        group["lr"] = _learning_rate(config, step) * (ramp(step) if ramp else group["lr_scale"])
+
+
 def build_optimiser(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam with one parameter group per ``model.parameter_groups()`` entry and its lr scale."""
     groups = (
@@ -332,9 +340,7 @@ def _step(
 ) -> tuple[dict[str, float], float]:
     """One optimisation step; returns the losses (and their weighted ``total``) and its seconds."""
     tic = time.perf_counter()
-    for group in optimiser.param_groups:
-        ramp = config.lr_scale_ramps.get(group.get("name", ""))
-        group["lr"] = _learning_rate(config, step) * (ramp(step) if ramp else group["lr_scale"])
+    set_learning_rates(optimiser, config, step)
     points, occupancy, transforms = data.batch(
         generator, config.batch_frames, config.points_per_frame, device
     )
