@@ -84,6 +84,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "losses": {"surface_stretch": _after_warmup(10.0)},
         "train": {"lr_scale_ramps": lambda total: _pins_after_warmup(total, 0.3)},
     },
+    # Stretch charged only on clothing (beyond 2 cm of the body prior's vertices), tolerance 2%.
+    "stretch-cloth-pin-late": {
+        "surface_stretch": 0.02,
+        "surface_stretch_body_margin": 0.02,
+        "losses": {"surface_stretch": _after_warmup(10.0)},
+        "train": {"lr_scale_ramps": _pins_after_warmup},
+    },
     # The same, the stretch loss's gradient moving posed points only along the surface.
     "stretch-tan-pin-late": {
         "surface_stretch": 0.1,

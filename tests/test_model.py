@@ -409,3 +409,30 @@ def test_learning_rate_scale_ramps_follow_the_step_and_survive_json() -> None:
     # Without a ramp the fixed scales apply.
     set_learning_rates(optimiser, replace(config, lr_scale_ramps={}), 99)
     assert {g["name"]: g["lr"] for g in optimiser.param_groups}["pin"] == pytest.approx(1e-4)
+
+
+def test_surface_stretch_body_margin_leaves_the_skin_out() -> None:
+    # Points on the fresh shape's surface lie at known distances from the body prior's vertices: a
+    # margin below the nearest of them charges every point (as no margin does), one beyond the
+    # farthest charges none.
+    torch.manual_seed(3)
+    model = toy_model("snarf-nc")
+    on_surface = _points_on_the_shape(model, 64)
+    distance = torch.cdist(on_surface, model.prior_vertices).min(-1).values
+    bent = toy_transforms([1.2])
+
+    def stretch(margin: float) -> float:
+        model.config = replace(
+            model.config, surface_stretch=0.0, surface_stretch_body_margin=margin
+        )
+        candidates = on_surface[None, :, None]
+        valid = torch.ones(candidates.shape[:3], dtype=torch.bool)
+        zeros = torch.zeros(candidates.shape[:3])
+        query = PosedQuery(zeros, valid, zeros, zeros[..., 0], candidates, valid.float())
+        torch.manual_seed(6)  # the same random tangent orientations every time
+        return float(model.surface_stretch(query, bent, model.weight_field()))
+
+    everywhere = stretch(0.0)
+    assert everywhere > 1e-4
+    assert stretch(0.9 * float(distance.min())) == pytest.approx(everywhere)
+    assert stretch(1.1 * float(distance.max())) == 0.0

@@ -320,7 +320,8 @@ class AnimatableModel(nn.Module):
         under ``STRETCH_BAND``, three directions in the surface's tangent plane (normal: the shape's
         finite-difference gradient; a random orientation per point, then 0, 45 and 90 degrees) are
         stepped ``STRETCH_STEP`` along and deformed; each direction's length ratio ``s`` costs
-        ``relu(|s - 1| - tolerance)^2``. Mean over the checked directions. With
+        ``relu(|s - 1| - tolerance)^2``. Mean over the checked directions. Only points farther than
+        ``surface_stretch_body_margin`` from the body prior's nearest vertex count. With
         ``surface_stretch_tangential`` its gradient moves the posed points only along the posed
         surface.
         """
@@ -345,6 +346,10 @@ class AnimatableModel(nn.Module):
             logit = self.shape_logits(x_c, transforms)
             norm = grad.norm(dim=-1).clamp(min=1e-6)
             near = valid.any(-1) & (logit.abs() / norm < STRETCH_BAND)
+            margin = self.config.surface_stretch_body_margin
+            if margin > 0:
+                self._nearest_prior_weights(x_c[:1, :1])  # builds the lookup once
+                near = near & (self._prior_lookup.query(x_c)[0] > margin)
             normal = grad / norm[..., None]
             helper = torch.randn_like(normal)
             t1 = torch.linalg.cross(normal, helper)

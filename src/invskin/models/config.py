@@ -80,6 +80,9 @@ class ModelConfig:
     """The surface-stretch loss moves the posed points only along the posed surface (its gradient
     with respect to each posed point is projected onto the surface's tangent plane), so it decides
     where material sits on the surface and leaves where the surface is to the occupancy loss."""
+    surface_stretch_body_margin: float = 0.0
+    """The surface-stretch loss is charged only at canonical points farther than this (metres) from
+    the nearest vertex of the body prior: clothing away from the skin (0: everywhere)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
