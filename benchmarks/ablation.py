@@ -91,6 +91,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "losses": {"surface_stretch": _after_warmup(10.0)},
         "train": {"lr_scale_ramps": _pins_after_warmup},
     },
+    # stretch-cloth-pin-late, PIN_c's displacement on the skin charged 1000 (a 1 cm shift costs 0.1).
+    "stretch-cloth-pin-late-hold": {
+        "surface_stretch": 0.02,
+        "surface_stretch_body_margin": 0.02,
+        "losses": {
+            "surface_stretch": _after_warmup(10.0),
+            "pin_c_body_displacement": Ramp(1000.0, 1000.0),
+        },
+        "train": {"lr_scale_ramps": _pins_after_warmup},
+    },
     # The same, the stretch loss's gradient moving posed points only along the surface.
     "stretch-tan-pin-late": {
         "surface_stretch": 0.1,

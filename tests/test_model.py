@@ -436,3 +436,26 @@ def test_surface_stretch_body_margin_leaves_the_skin_out() -> None:
     assert everywhere > 1e-4
     assert stretch(0.9 * float(distance.min())) == pytest.approx(everywhere)
     assert stretch(1.1 * float(distance.max())) == 0.0
+
+
+def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
+    torch.manual_seed(7)
+    model = toy_model("ins", perturb=True)
+    transforms = toy_transforms([0.2, 0.6])
+    points = torch.randn(2, 64, 3) * 0.3 + torch.tensor([0.0, 0.5, 0.0])
+    occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
+
+    def losses(margin: float) -> dict[str, torch.Tensor]:
+        model.config = replace(
+            model.config, surface_stretch=0.1, surface_stretch_body_margin=margin
+        )
+        torch.manual_seed(8)
+        return model.losses(points, occupancy, transforms, step=0)
+
+    assert "pin_c_body_displacement" not in losses(0.0)
+    everything = losses(100.0)  # every candidate lies within 100 m of the body
+    assert float(everything["pin_c_displacement"]) > 0
+    torch.testing.assert_close(
+        everything["pin_c_body_displacement"], everything["pin_c_displacement"]
+    )
+    assert float(losses(1e-9)["pin_c_body_displacement"]) == 0.0  # no candidate is that close

@@ -543,6 +543,15 @@ class AnimatableModel(nn.Module):
         if self.config.surface_stretch is not None:
             losses["surface_stretch"] = self.surface_stretch(query, transforms, field)
         valid = query.valid.float()
+        margin = self.config.surface_stretch_body_margin
+        if self.pin_c is not None and self.config.surface_stretch is not None and margin > 0:
+            # PIN_c's displacement where the skin is (within the margin of the body prior), apart.
+            self._nearest_prior_weights(points[:1, :1])  # builds the lookup once
+            on_body = (self._prior_lookup.query(query.candidates)[0] <= margin) & query.valid
+            on_body = on_body.float()
+            losses["pin_c_body_displacement"] = (
+                query.pin_c_displacement * on_body
+            ).sum() / on_body.sum().clamp(min=1.0)
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (
                 query.pin_c_displacement * valid

@@ -82,7 +82,9 @@ class ModelConfig:
     where material sits on the surface and leaves where the surface is to the occupancy loss."""
     surface_stretch_body_margin: float = 0.0
     """The surface-stretch loss is charged only at canonical points farther than this (metres) from
-    the nearest vertex of the body prior: clothing away from the skin (0: everywhere)."""
+    the nearest vertex of the body prior: clothing away from the skin (0: everywhere). With a
+    margin, the loss ``pin_c_body_displacement`` (PIN_c's squared displacement at the candidates
+    within the margin) is also computed, so a schedule can hold the skin still."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
