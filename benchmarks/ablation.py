@@ -60,6 +60,18 @@ def _pins_after_warmup(total: int, scale: float = 1.0) -> dict[str, Ramp]:
     return {"pin": Ramp(0.1, scale, begin=int(0.3 * total), finish=int(0.4 * total))}
 
 
+# This session's variants (issue 8), built from these pieces.
+# The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
+PIN_LATE: dict[str, Any] = {"train": {"lr_scale_ramps": _pins_after_warmup}}
+# The surface-stretch hinge (tolerance 10%) after the warm-up, weight 10.
+STRETCH: dict[str, Any] = {
+    "surface_stretch": 0.1,
+    "losses": {"surface_stretch": _after_warmup(10.0)},
+}
+# Stretch charged only on clothing (beyond 2 cm of the body prior's vertices), tolerance 2%.
+CLOTH: dict[str, Any] = {"surface_stretch": 0.02, "surface_stretch_body_margin": 0.02}
+
+
 # Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
@@ -69,45 +81,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "diffused": {**OLD, **DIFFUSED},
     "v3": {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},  # = the preset
     "v3-disp1": {**OLD, **V2, **DIFFUSED},
-    # The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
-    "pin-late": {"train": {"lr_scale_ramps": _pins_after_warmup}},
-    # The surface-stretch hinge (tolerance 10%) after the warm-up, weight 10.
-    "stretch": {"surface_stretch": 0.1, "losses": {"surface_stretch": _after_warmup(10.0)}},
-    "stretch-pin-late": {
-        "surface_stretch": 0.1,
-        "losses": {"surface_stretch": _after_warmup(10.0)},
-        "train": {"lr_scale_ramps": _pins_after_warmup},
-    },
-    # The same with the PINs at 0.3 of the learning rate after the warm-up.
+    "pin-late": PIN_LATE,
+    "stretch": STRETCH,
+    "stretch-pin-late": {**STRETCH, **PIN_LATE},
+    # The PINs at 0.3 of the learning rate after the warm-up.
     "stretch-pin-late-0.3": {
-        "surface_stretch": 0.1,
-        "losses": {"surface_stretch": _after_warmup(10.0)},
+        **STRETCH,
         "train": {"lr_scale_ramps": lambda total: _pins_after_warmup(total, 0.3)},
     },
-    # Stretch charged only on clothing (beyond 2 cm of the body prior's vertices), tolerance 2%.
-    "stretch-cloth-pin-late": {
-        "surface_stretch": 0.02,
-        "surface_stretch_body_margin": 0.02,
-        "losses": {"surface_stretch": _after_warmup(10.0)},
-        "train": {"lr_scale_ramps": _pins_after_warmup},
-    },
-    # stretch-cloth-pin-late, PIN_c's displacement on the skin charged 1000 (a 1 cm shift costs 0.1).
+    "stretch-cloth-pin-late": {**STRETCH, **PIN_LATE, **CLOTH},
+    # The same, PIN_c's displacement on the skin charged 1000 (a 1 cm shift costs 0.1).
     "stretch-cloth-pin-late-hold": {
-        "surface_stretch": 0.02,
-        "surface_stretch_body_margin": 0.02,
-        "losses": {
-            "surface_stretch": _after_warmup(10.0),
-            "pin_c_body_displacement": Ramp(1000.0, 1000.0),
-        },
-        "train": {"lr_scale_ramps": _pins_after_warmup},
+        **STRETCH,
+        **PIN_LATE,
+        **CLOTH,
+        "losses": {**STRETCH["losses"], "pin_c_body_displacement": Ramp(1000.0, 1000.0)},
     },
-    # The same, the stretch loss's gradient moving posed points only along the surface.
-    "stretch-tan-pin-late": {
-        "surface_stretch": 0.1,
-        "surface_stretch_tangential": True,
-        "losses": {"surface_stretch": _after_warmup(10.0)},
-        "train": {"lr_scale_ramps": _pins_after_warmup},
-    },
+    # The stretch loss's gradient moving posed points only along the surface.
+    "stretch-tan-pin-late": {**STRETCH, **PIN_LATE, "surface_stretch_tangential": True},
 }
 
 

@@ -27,21 +27,11 @@ import torch
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
 from invskin.mesh.io import TriMesh
-from invskin.mesh.sampling import closest_points
-from invskin.metrics.parts import mesh_edges
+from invskin.mesh.sampling import closest_points, vertex_normals
+from invskin.metrics.parts import edge_lengths, mesh_edges
 from invskin.models.run import load_run
 
 TRAIN_STRIDE = 4  # every 4th training frame: the fit on seen poses, at a quarter of the cost
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals, unit length."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    face_normals = np.cross(b - a, c - a)
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    return normals / np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12)
 
 
 def check(run: Path, dataset, split: str) -> dict:
@@ -58,14 +48,14 @@ def check(run: Path, dataset, split: str) -> dict:
     report = {"frames": len(indices)}
     per_frame = []
     for f in range(len(indices)):
-        normals = vertex_normals(gt[f], faces)
+        true_surface = TriMesh(gt[f], faces)
+        normals = vertex_normals(true_surface)
         delta = posed[f] - gt[f]
         along = (delta * normals).sum(1)
         tangential = np.linalg.norm(delta - along[:, None] * normals, axis=1)
-        closest, _, _ = closest_points(TriMesh(gt[f], faces), posed[f])
+        closest, _, _ = closest_points(true_surface, posed[f])
         off_surface = np.linalg.norm(closest - posed[f], axis=1)
-        length = np.linalg.norm(posed[f, edges[:, 0]] - posed[f, edges[:, 1]], axis=1)
-        true_length = np.linalg.norm(gt[f, edges[:, 0]] - gt[f, edges[:, 1]], axis=1)
+        length, true_length = edge_lengths(edges, posed[f]), edge_lengths(edges, gt[f])
         per_frame.append(
             (np.linalg.norm(delta, axis=1), np.abs(along), tangential, off_surface,
              length / np.maximum(true_length, 1e-9))

@@ -10,7 +10,7 @@ from invskin.models.animatable import AnimatableModel
 from invskin.models.config import ModelConfig, method_config
 from invskin.models.fast_repose import FastReposer
 from invskin.nets.pin import PINConfig
-from toy_data import toy_body, toy_skeleton, toy_transforms
+from toy_data import toy_animatable, toy_body, toy_transforms
 
 SMALL = ModelConfig(
     pin_blocks=2, pin_width=16, pin_pose_dim=4, skinning_width=16, skinning_grid=(8, 16, 8),
@@ -29,13 +29,7 @@ PRESET_LIKE = replace(
 
 def perturbed_model(method: str, config: ModelConfig = SMALL) -> AnimatableModel:
     """A model whose every parameter is moved away from the initialisation (PINs not identity)."""
-    vertices, _, weights = toy_body()
-    model = AnimatableModel(
-        method_config(method, config),
-        toy_skeleton(),
-        torch.from_numpy(vertices).float(),
-        torch.from_numpy(weights).float(),
-    )
+    model = toy_animatable(method_config(method, config))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -20,7 +20,7 @@ from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import train_run
 from invskin.training.schedule import Ramp
 from invskin.training.trainer import TrainConfig, build_optimiser, set_learning_rates
-from toy_data import make_toy_dataset, toy_body, toy_skeleton, toy_transforms
+from toy_data import make_toy_dataset, toy_animatable, toy_body, toy_skeleton, toy_transforms
 
 SMALL = ModelConfig(
     pin_blocks=2, pin_width=16, pin_pose_dim=4, skinning_width=16, skinning_grid=(8, 16, 8),
@@ -34,13 +34,7 @@ def toy_data(tmp_path_factory):
 
 
 def toy_model(method: str, perturb: bool = False) -> AnimatableModel:
-    vertices, _, weights = toy_body()
-    model = AnimatableModel(
-        method_config(method, SMALL),
-        toy_skeleton(),
-        torch.from_numpy(vertices).float(),
-        torch.from_numpy(weights).float(),
-    )
+    model = toy_animatable(method_config(method, SMALL))
     if perturb:  # move every parameter away from the identity initialisation of the PINs
         with torch.no_grad():
             for p in model.parameters():
@@ -320,6 +314,14 @@ def test_canonicalise_starts_from_every_bone_not_only_the_training_subset() -> N
     assert (back - v).norm(dim=-1)[valid].max() < 1e-4
 
 
+def _query_with_roots(roots: torch.Tensor) -> PosedQuery:
+    """A query whose only (valid) candidate of each sample is ``roots`` (B, N, 3); the rest zero."""
+    candidates = roots[:, :, None]
+    valid = torch.ones(candidates.shape[:3], dtype=torch.bool)
+    zeros = torch.zeros(candidates.shape[:3])
+    return PosedQuery(zeros, valid, zeros, zeros[..., 0], candidates, valid.float())
+
+
 def _points_on_the_shape(model: AnimatableModel, count: int) -> torch.Tensor:
     """Points on the canonical shape's zero level set, by bisection along rays from the blob."""
     torch.manual_seed(5)
@@ -350,10 +352,7 @@ def test_surface_stretch_is_zero_for_rigid_moves_and_grows_where_the_deformation
         x_c = on_surface.expand(b, -1, -1)
         if model.pin_c is not None:  # the query's candidates live in x_cp = PIN_c(x_c)
             x_c = model.pin_c(x_c, model._pin_pose(transforms))
-        candidates = x_c.detach()[:, :, None]
-        valid = torch.ones(candidates.shape[:3], dtype=torch.bool)
-        zeros = torch.zeros(candidates.shape[:3])
-        query = PosedQuery(zeros, valid, zeros, zeros[..., 0], candidates, valid.float())
+        query = _query_with_roots(x_c.detach())
         return model.surface_stretch(query, transforms, field)
 
     rotation = axis_angle_to_matrix(torch.tensor([0.3, -1.1, 0.4]))
@@ -425,10 +424,7 @@ def test_surface_stretch_body_margin_leaves_the_skin_out() -> None:
         model.config = replace(
             model.config, surface_stretch=0.0, surface_stretch_body_margin=margin
         )
-        candidates = on_surface[None, :, None]
-        valid = torch.ones(candidates.shape[:3], dtype=torch.bool)
-        zeros = torch.zeros(candidates.shape[:3])
-        query = PosedQuery(zeros, valid, zeros, zeros[..., 0], candidates, valid.float())
+        query = _query_with_roots(on_surface[None])
         torch.manual_seed(6)  # the same random tangent orientations every time
         return float(model.surface_stretch(query, bent, model.weight_field()))
 

@@ -17,6 +17,8 @@ from invskin.body import Skeleton
 from invskin.data.format import BodyPrior, DatasetWriter
 from invskin.geometry import axis_angle_to_matrix, lbs, make_transform
 from invskin.mesh.io import TriMesh
+from invskin.models.animatable import AnimatableModel
+from invskin.models.config import ModelConfig
 
 
 def toy_skeleton() -> Skeleton:
@@ -35,6 +37,17 @@ def toy_body() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     weights = np.exp(logits - logits.max(1, keepdims=True))
     weights /= weights.sum(1, keepdims=True)
     return vertices, faces, weights
+
+
+def toy_animatable(config: ModelConfig) -> AnimatableModel:
+    """A model of ``config`` (a method's configuration) for the toy skeleton and body prior."""
+    vertices, _, weights = toy_body()
+    return AnimatableModel(
+        config,
+        toy_skeleton(),
+        torch.from_numpy(vertices).float(),
+        torch.from_numpy(weights).float(),
+    )
 
 
 def toy_transforms(angles: list[float]) -> torch.Tensor:

@@ -91,6 +91,13 @@ def vertex_parts(
     return masks
 
 
+def edge_lengths(
+    edges: Int[np.ndarray, "e 2"], vertices: Float[np.ndarray, "*f v 3"]
+) -> Float[np.ndarray, "*f e"]:
+    """The length of every edge (any leading frames)."""
+    return np.linalg.norm(vertices[..., edges[:, 0], :] - vertices[..., edges[:, 1], :], axis=-1)
+
+
 def edge_stretch(
     edges: Int[np.ndarray, "e 2"],
     pred_posed_vertices: Float[np.ndarray, "f v 3"],
@@ -100,13 +107,10 @@ def edge_stretch(
 ) -> Float[np.ndarray, "f e"]:
     """Each edge's stretch in each frame (see the module doc): its predicted posed over canonical
     length, over the same ratio for the ground-truth points its ends are attached to."""
-    a, b = edges[:, 0], edges[:, 1]
-
-    def length(x: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(x[..., a, :] - x[..., b, :], axis=-1)
-
-    pred = length(pred_posed_vertices) * _inverse(length(pred_canonical_vertices))
-    truth = length(attached_posed) * _inverse(length(attached_canonical))
+    pred = edge_lengths(edges, pred_posed_vertices) * _inverse(
+        edge_lengths(edges, pred_canonical_vertices)
+    )
+    truth = edge_lengths(edges, attached_posed) * _inverse(edge_lengths(edges, attached_canonical))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(truth > 0, pred / np.where(truth > 0, truth, 1.0), np.inf)
 
@@ -159,10 +163,8 @@ def part_metrics(
     masks = vertex_parts(attachment, parts, num_gt)
     edges = mesh_edges(pred_faces)
     attached_canonical = attachment.points(gt_canonical)
-    canonical_gap = np.linalg.norm(
-        attached_canonical[edges[:, 0]] - attached_canonical[edges[:, 1]], axis=-1
-    )
-    own_length = np.linalg.norm(pred_canonical[edges[:, 0]] - pred_canonical[edges[:, 1]], axis=-1)
+    canonical_gap = edge_lengths(edges, attached_canonical)
+    own_length = edge_lengths(edges, pred_canonical)
     measurable = (canonical_gap >= min_length) & (own_length >= min_length)
     canonical_stretch = own_length / np.where(measurable, canonical_gap, 1.0)
 

@@ -219,10 +219,14 @@ class AnimatableModel(nn.Module):
         return {"pin": pins, "other": [p for p in self.parameters() if id(p) not in pin_ids]}
 
     # ----------------------------------------------------------------------------- skinning
-    def _nearest_prior_weights(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
+    def _prior_vertex_lookup(self) -> NearestVertexWeights:
+        """The body prior's nearest-vertex lookup (a k-d tree, built on first use)."""
         if getattr(self, "_prior_lookup", None) is None:
             self._prior_lookup = NearestVertexWeights(self.prior_vertices, self.prior_weights)
-        return self._prior_lookup(points)
+        return self._prior_lookup
+
+    def _nearest_prior_weights(self, points: Float[Tensor, "*p 3"]) -> Float[Tensor, "*p j"]:
+        return self._prior_vertex_lookup()(points)
 
     def weight_field(self) -> SkinningGrid:
         """The skinning weights used everywhere: the learned MLP (or the body prior) on a grid.
@@ -340,16 +344,17 @@ class AnimatableModel(nn.Module):
             x_c = self.pin_c.inverse(x_cp, code_c) if self.pin_c is not None else x_cp
             h = 0.25 * STRETCH_STEP
             eye = torch.eye(3, device=x_c.device, dtype=x_c.dtype)
-            probes = torch.cat([x_c[:, :, None] + h * eye, x_c[:, :, None] - h * eye], dim=2)
-            values = self.shape_logits(probes.reshape(b, p * 6, 3), transforms).reshape(b, p, 6)
-            grad = (values[..., :3] - values[..., 3:]) / (2 * h)
-            logit = self.shape_logits(x_c, transforms)
+            probes = torch.cat(
+                [x_c[:, :, None] + h * eye, x_c[:, :, None] - h * eye, x_c[:, :, None]], dim=2
+            )
+            values = self.shape_logits(probes.reshape(b, p * 7, 3), transforms).reshape(b, p, 7)
+            grad = (values[..., :3] - values[..., 3:6]) / (2 * h)
+            logit = values[..., 6]
             norm = grad.norm(dim=-1).clamp(min=1e-6)
             near = valid.any(-1) & (logit.abs() / norm < STRETCH_BAND)
             margin = self.config.surface_stretch_body_margin
             if margin > 0:
-                self._nearest_prior_weights(x_c[:1, :1])  # builds the lookup once
-                near = near & (self._prior_lookup.query(x_c)[0] > margin)
+                near = near & (self._prior_vertex_lookup().query(x_c)[0] > margin)
             normal = grad / norm[..., None]
             helper = torch.randn_like(normal)
             t1 = torch.linalg.cross(normal, helper)
@@ -546,8 +551,8 @@ class AnimatableModel(nn.Module):
         margin = self.config.surface_stretch_body_margin
         if self.pin_c is not None and self.config.surface_stretch is not None and margin > 0:
             # PIN_c's displacement where the skin is (within the margin of the body prior), apart.
-            self._nearest_prior_weights(points[:1, :1])  # builds the lookup once
-            on_body = (self._prior_lookup.query(query.candidates)[0] <= margin) & query.valid
+            distance = self._prior_vertex_lookup().query(query.candidates)[0]
+            on_body = (distance <= margin) & query.valid
             on_body = on_body.float()
             losses["pin_c_body_displacement"] = (
                 query.pin_c_displacement * on_body

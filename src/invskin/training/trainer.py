@@ -86,7 +86,6 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["loss_weights"] = self.loss_weights.to_json()
-        data["lr_scale_ramps"] = {k: vars(v) for k, v in self.lr_scale_ramps.items()}
         return data
 
     @classmethod
