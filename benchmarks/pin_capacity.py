@@ -1,0 +1,174 @@
+"""What the deformation networks can express at all: fit them to ground-truth correspondences.
+
+Occupancy, the only signal raw scans give, sees a deformation's error only across the surface. This
+benchmark removes that limit: it trains the deformation of a model directly on the synthetic
+dataset's ground-truth correspondences (canonical vertex -> posed vertex, squared distance, on the
+``train`` frames) and measures the vertex error on every split, per labelled part. It starts from a
+trained skinning-only run (``--start``, e.g. a ``snarf-nc`` run: its skinning field; the PINs are
+fresh, i.e. the identity) and trains, for each ``--fit``:
+
+- ``skinning``: the skinning field alone (what a skinning-only method could reach);
+- ``pins``: PIN_c and PIN_d alone, the skinning field frozen;
+- ``skinning+pins``: all of them.
+
+The PINs have the sizes of the ``--start`` run's configuration (the ``cpu-quick`` preset's for a
+``cpu-quick`` run). ``--steps`` Adam steps at ``--lr``, 2 training frames x 2048 ground-truth
+vertices per step, each ``--seeds`` seed drawing its own PIN initialisation and batches. Errors in
+cm: mean over all (vertex, frame) pairs of ``all``, ``body`` and ``skirt`` vertices; ``train`` is
+every 8th training frame, the test splits every 2nd frame.
+
+    python benchmarks/pin_capacity.py --data DATA --start RUN [--fit skinning pins skinning+pins] \\
+        [--steps 1200] [--lr 1e-3] [--seeds 0 1 2] [--out benchmarks/results/pin-capacity.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from invskin.bench import hardware, write_json
+from invskin.data.format import load_dataset
+from invskin.models.config import method_config
+from invskin.models.run import build_model, load_run
+
+FITS = ("skinning", "pins", "skinning+pins")
+BATCH_FRAMES, BATCH_VERTICES = 2, 2048
+STRIDES = {"train": 8, "test-within": 2, "test-out": 2}
+
+
+def errors(model, dataset, parts: dict[str, slice]) -> dict:
+    """Mean vertex error (cm) per split and part of the ground-truth canonical surface deformed."""
+    truth = dataset.correspondence
+    canonical = truth.canonical_vertices.float()[None]
+    result = {}
+    with torch.no_grad():
+        field = model.weight_field()
+        for split, stride in STRIDES.items():
+            indices = list(dataset.splits[split])[::stride]
+            error = torch.stack(
+                [
+                    (
+                        model.deform(canonical, dataset.transforms[[i]].float(), field)[0]
+                        - truth.posed_vertices[i].float()
+                    ).norm(dim=-1)
+                    for i in indices
+                ]
+            )
+            result[split] = {
+                name: round(float(error[:, part].mean() * 100), 3) for name, part in parts.items()
+            }
+    return result
+
+
+def fit(model, dataset, which: str, steps: int, lr: float, seed: int) -> float:
+    """Train the named parts of ``model`` on ground-truth correspondences; returns seconds."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = []
+    if "skinning" in which:
+        params += list(model.skinning.parameters())
+    if "pins" in which:
+        params += list(model.pin_c.parameters()) + list(model.pin_d.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    truth = dataset.correspondence
+    canonical = truth.canonical_vertices.float()
+    train = torch.tensor(dataset.splits["train"])
+    optimizer = torch.optim.Adam(params, lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    tic = time.perf_counter()
+    for _ in range(steps):
+        frames = train[torch.randint(len(train), (BATCH_FRAMES,), generator=generator)]
+        picks = torch.randint(
+            canonical.shape[0], (BATCH_FRAMES, BATCH_VERTICES), generator=generator
+        )
+        target = truth.posed_vertices[frames[:, None], picks].float()
+        posed = model.deform(
+            canonical[picks], dataset.transforms[frames].float(), model.weight_field()
+        )
+        loss = (posed - target).square().sum(-1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - tic
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--start", type=Path, required=True, help="a trained skinning-only run")
+    parser.add_argument("--fit", nargs="+", choices=FITS, default=list(FITS))
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pin-capacity.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    dataset = load_dataset(args.data)
+    if dataset.correspondence is None or not dataset.correspondence.parts:
+        raise SystemExit(f"{args.data} has no labelled correspondence ground truth")
+    ranges = dataset.info["correspondence_parts"]
+    parts = {
+        "all": slice(0, dataset.correspondence.canonical_vertices.shape[0]),
+        "body": slice(*ranges["body"]),
+        "skirt": slice(*ranges["skirt"]),
+    }
+    start = load_run(args.start)
+    config = replace(method_config("ins", start.model.config), use_pin_c=True, use_pin_d=True)
+    state = {k: v for k, v in start.model.state_dict().items() if not k.startswith("pin_")}
+
+    def fresh(seed: int):
+        torch.manual_seed(seed)
+        model = build_model(config, start.model.skeleton, dataset.prior)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        assert not unexpected and all(k.startswith("pin_") for k in missing), (missing, unexpected)
+        return model.eval()
+
+    report = {
+        "command": f"python benchmarks/pin_capacity.py --data DATA --start {args.start} --fit "
+        + " ".join(args.fit)
+        + f" --steps {args.steps} --lr {args.lr} --seeds "
+        + " ".join(map(str, args.seeds)),
+        "start": str(args.start),
+        "pin_blocks": config.pin_blocks,
+        "pin_width": config.pin_width,
+        "steps": args.steps,
+        "lr": args.lr,
+        "batch": [BATCH_FRAMES, BATCH_VERTICES],
+        "before": errors(fresh(0), dataset, parts),
+        "fits": {},
+    }
+    print("before", report["before"], flush=True)
+    for which in args.fit:
+        runs = []
+        for seed in args.seeds:
+            model = fresh(seed)
+            seconds = fit(model, dataset, which, args.steps, args.lr, seed)
+            runs.append(
+                {"seed": seed, "seconds": round(seconds, 1), **errors(model, dataset, parts)}
+            )
+            print(which, runs[-1], flush=True)
+        summary = {
+            split: {
+                part: [
+                    round(float(np.mean([r[split][part] for r in runs])), 3),
+                    round(float(np.std([r[split][part] for r in runs], ddof=1)), 3)
+                    if len(runs) > 1
+                    else 0.0,
+                ]
+                for part in parts
+            }
+            for split in STRIDES
+        }
+        report["fits"][which] = {"runs": runs, "mean_std": summary}
+    report["hardware"] = hardware(torch.device("cpu"))
+    write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
