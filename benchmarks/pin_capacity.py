@@ -12,7 +12,7 @@ fresh, i.e. the identity) and trains, for each ``--fit``:
 - ``skinning+pins``: all of them.
 
 The PINs have the sizes of the ``--start`` run's configuration (the ``cpu-quick`` preset's for a
-``cpu-quick`` run). ``--steps`` Adam steps at ``--lr``, 2 training frames x 2048 ground-truth
+``cpu-quick`` run), with affine couplings unless ``--pin-coupling spline``. ``--steps`` Adam steps at ``--lr``, 2 training frames x 2048 ground-truth
 vertices per step, each ``--seeds`` seed drawing its own PIN initialisation and batches. Errors in
 cm: mean over all (vertex, frame) pairs of ``all``, ``body`` and ``skirt`` vertices; ``train`` is
 every 8th training frame, the test splits every 2nd frame.
@@ -106,6 +106,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--pin-coupling", choices=["affine", "spline"], default=None, help="default: the run's"
+    )
+    parser.add_argument("--pin-spline-bins", type=int, default=None, help="default: the run's")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pin-capacity.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -120,6 +124,10 @@ def main() -> None:
     }
     start = load_run(args.start)
     config = replace(method_config("ins", start.model.config), use_pin_c=True, use_pin_d=True)
+    if args.pin_coupling is not None:
+        config = replace(config, pin_coupling=args.pin_coupling)
+    if args.pin_spline_bins is not None:
+        config = replace(config, pin_spline_bins=args.pin_spline_bins)
     state = {k: v for k, v in start.model.state_dict().items() if not k.startswith("pin_")}
 
     def fresh(seed: int):
@@ -133,7 +141,11 @@ def main() -> None:
         "command": f"python benchmarks/pin_capacity.py --data DATA --start {args.start} --fit "
         + " ".join(args.fit)
         + f" --steps {args.steps} --lr {args.lr} --seeds "
-        + " ".join(map(str, args.seeds)),
+        + " ".join(map(str, args.seeds))
+        + (f" --pin-coupling {args.pin_coupling}" if args.pin_coupling else "")
+        + (f" --pin-spline-bins {args.pin_spline_bins}" if args.pin_spline_bins else ""),
+        "pin_coupling": config.pin_coupling,
+        "pin_spline_bins": config.pin_spline_bins,
         "start": str(args.start),
         "pin_blocks": config.pin_blocks,
         "pin_width": config.pin_width,

@@ -109,3 +109,22 @@ def test_fast_repose_rejects_bad_input() -> None:
         FastReposer(model, chunk_rows=0)
     with pytest.raises(ValueError, match="workers"):
         FastReposer(model, workers=0)
+
+
+def test_spline_pins_are_not_fast_pathed_and_invskin_repose_uses_the_reference() -> None:
+    from invskin.models.pipeline import reposer_for
+
+    config = replace(PRESET_LIKE, pin_coupling="spline", pin_spline_bins=4)
+    model = perturbed_model("ins", config)
+    with pytest.raises(ValueError, match="affine couplings only"):
+        FastReposer(model)
+    assert reposer_for(model) == model.repose  # the reference, bound to this model
+    vertices = torch.from_numpy(toy_body()[0]).float()
+    frames = posed_frames()
+    posed = reposer_for(model)(vertices, frames)
+    assert (
+        posed - model.deform(vertices.expand(len(frames), -1, -1), frames, model.weight_field())
+    ).abs().max() < 1e-5
+    back, found = model.canonicalise(posed, frames, vertices)
+    assert found.float().mean() > 0.95
+    assert (back - vertices)[found].norm(dim=-1).median() < 1e-4

@@ -208,6 +208,8 @@ class AnimatableModel(nn.Module):
             pose_hidden_width=config.pin_width // 2,
             pooled_dim=config.pin_width // 2,
             pose_conditioned=config.pin_pose_conditioned,
+            coupling=config.pin_coupling,
+            spline_bins=config.pin_spline_bins,
         )
         self.pin_c = PIN(num_bones, pin_config) if config.use_pin_c else None
         self.pin_d = PIN(num_bones, pin_config) if config.use_pin_d else None

@@ -72,6 +72,11 @@ class ModelConfig:
     """The body frame the PINs work in: ``root`` (the root bone's transform: position and the whole
     rotation factored out) or ``heading`` (position and the yaw about the vertical axis only, so
     the PINs see the root's tilt, and PIN_d keeps gravity's direction)."""
+    pin_coupling: str = "affine"
+    """The PINs' couplings: ``affine`` (INS's) or ``spline`` (monotone rational-quadratic splines of
+    the free coordinate, local along it; :func:`invskin.nets.pin.rational_quadratic`)."""
+    pin_spline_bins: int = 16
+    """Bins of a ``spline`` coupling over [-1.5, 1.5] m."""
     surface_stretch: float | None = None
     """Tolerance of the surface-stretch loss (``AnimatableModel.losses``): the whole deformation
     (PIN_c, LBS, PIN_d) may stretch or shrink the canonical surface along it by this fraction

@@ -111,6 +111,8 @@ class _FastCoupling:
     @classmethod
     def of(cls, coupling: PoseAwareCoupling) -> _FastCoupling:
         cfg = coupling.config
+        if cfg.coupling != "affine":
+            raise ValueError(f"the fast path covers affine couplings only, not {cfg.coupling!r}")
         projection: Mlp = coupling.projection
         conditioner: Mlp = coupling.conditioner
         if projection.activation != conditioner.activation or (

@@ -59,6 +59,14 @@ class PINConfig:
     """Soft clamp ``c`` of the log-scale: ``s = c tanh(s_raw / c)``."""
     pose_conditioned: bool = True
     """False for the ablation without pose conditioning."""
+    coupling: str = "affine"
+    """``affine``: ``y = x exp(s) + t``, affine along the free coordinate; ``spline``: a monotone
+    rational-quadratic spline of the free coordinate (:func:`rational_quadratic`) on
+    ``[-spline_bound, spline_bound]`` with ``spline_bins`` bins, the identity outside, so a coupling
+    can move one stretch of a line without moving the rest of it."""
+    spline_bins: int = 16
+    spline_bound: float = 1.5
+    """Metres: half the width of the interval the spline acts on (the identity outside)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,69 @@ def fourier_features(coords: Float[Tensor, "*b f"], num_frequencies: int) -> Flo
     return torch.cat([coords, torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
+SPLINE_MIN_BIN = 1e-3
+"""Smallest bin width and height, as a fraction of the interval; and the smallest knot slope."""
+_UNIT_SLOPE = math.log(math.expm1(1.0 - SPLINE_MIN_BIN))  # a zero conditioner gives slopes 1
+
+
+def rational_quadratic(
+    x: Float[Tensor, "*b f"], raw: Float[Tensor, "*b f p"], bound: float, inverse: bool = False
+) -> tuple[Float[Tensor, "*b f"], Float[Tensor, "*b f"]]:
+    """Monotone rational-quadratic spline per coordinate (Durkan et al., Neural Spline Flows, 2019).
+
+    ``raw`` holds, per coordinate, ``K`` bin widths, ``K`` bin heights (soft-max, so they fill
+    ``[-bound, bound]``) and the ``K - 1`` interior knot slopes (softplus); the slopes at the two ends
+    are 1 and the map is the identity outside the interval, so it is continuous with a continuous
+    derivative everywhere. A zero ``raw`` is the identity. Returns the mapped coordinates (or, with
+    ``inverse``, the coordinates that map to ``x``) and ``log |d out / d in|`` per coordinate.
+    """
+    bins = (raw.shape[-1] + 1) // 3
+    width = 2.0 * bound
+
+    def knots(logits: Tensor) -> Tensor:
+        sizes = SPLINE_MIN_BIN + (1.0 - SPLINE_MIN_BIN * bins) * torch.softmax(logits, dim=-1)
+        edges = nn.functional.pad(torch.cumsum(sizes, dim=-1), (1, 0))
+        return width * edges - bound  # (*, K + 1), from -bound to +bound
+
+    xs = knots(raw[..., :bins])
+    ys = knots(raw[..., bins : 2 * bins])
+    inner = SPLINE_MIN_BIN + nn.functional.softplus(raw[..., 2 * bins :] + _UNIT_SLOPE)
+    slopes = nn.functional.pad(inner, (1, 1), value=1.0)  # (*, K + 1)
+    inside = (x > -bound) & (x < bound)
+    value = x.clamp(-bound, bound)
+    edges = ys if inverse else xs
+    k = (torch.searchsorted(edges[..., 1:-1].contiguous(), value[..., None].contiguous()))[..., 0]
+    k = k.clamp(0, bins - 1)
+
+    def pick(t: Tensor, offset: int = 0) -> Tensor:
+        return t.gather(-1, (k + offset)[..., None])[..., 0]
+
+    x0, x1, y0, y1 = pick(xs), pick(xs, 1), pick(ys), pick(ys, 1)
+    d0, d1 = pick(slopes), pick(slopes, 1)
+    w, h = x1 - x0, y1 - y0
+    s = h / w
+    if inverse:
+        dy = value - y0
+        a = h * (s - d0) + dy * (d0 + d1 - 2.0 * s)
+        b = h * d0 - dy * (d0 + d1 - 2.0 * s)
+        c = -s * dy
+        xi = (2.0 * c) / (-b - torch.sqrt((b * b - 4.0 * a * c).clamp(min=0.0)))
+        out = x0 + xi * w
+    else:
+        xi = (value - x0) / w
+        num = h * (s * xi * xi + d0 * xi * (1.0 - xi))
+        den = s + (d0 + d1 - 2.0 * s) * xi * (1.0 - xi)
+        out = y0 + num / den
+    xi = xi.clamp(0.0, 1.0)
+    den = s + (d0 + d1 - 2.0 * s) * xi * (1.0 - xi)
+    slope = s * s * (d1 * xi * xi + 2.0 * s * xi * (1.0 - xi) + d0 * (1.0 - xi) ** 2) / (den * den)
+    log_slope = torch.log(slope)
+    if inverse:
+        log_slope = -log_slope
+    out = torch.where(inside, out, x)
+    return out, torch.where(inside, log_slope, torch.zeros_like(log_slope))
+
+
 class PoseAwareCoupling(nn.Module):
     """Affine coupling of the coordinates ``free`` given the remaining ones and the pose."""
 
@@ -98,9 +169,12 @@ class PoseAwareCoupling(nn.Module):
         if config.pose_conditioned:
             self.attention = nn.Linear(p, num_bones)
             cond_dim += config.pose_embed_dim + config.pooled_dim
+        if config.coupling not in ("affine", "spline"):
+            raise ValueError(f"coupling must be 'affine' or 'spline', got {config.coupling!r}")
+        per_coordinate = 2 if config.coupling == "affine" else 3 * config.spline_bins - 1
         self.conditioner = Mlp(
             cond_dim,
-            2 * len(self.free),
+            per_coordinate * len(self.free),
             config.hidden_width,
             config.hidden_layers,
             activation="silu",
@@ -110,7 +184,14 @@ class PoseAwareCoupling(nn.Module):
     def scale_shift(
         self, x: Float[Tensor, "*b n 3"], code: PoseCode | None
     ) -> tuple[Float[Tensor, "*b n f"], Float[Tensor, "*b n f"]]:
-        """``(s, t)`` for the free coordinates; reads only the fixed coordinates of ``x``.
+        """``(s, t)`` of an affine coupling for the free coordinates (:meth:`raw_parameters`)."""
+        raw = self.raw_parameters(x, code)
+        s_raw, shift = raw.split(len(self.free), dim=-1)
+        c = self.config.scale_clamp
+        return c * torch.tanh(s_raw / c), shift
+
+    def raw_parameters(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> Tensor:
+        """The conditioner's output for the free coordinates; reads only the fixed ones of ``x``.
 
         The conditioner's input is ``[features, attention @ e, pooled]``; its first layer is applied
         term by term instead of on the concatenation (the same numbers, no per-point copies):
@@ -130,10 +211,7 @@ class PoseAwareCoupling(nn.Module):
             per_bone = code.bones @ first.weight[:, p : p + e].T  # (*b, J, H)
             pooled = code.pooled @ first.weight[:, p + e :].T  # (*b, H)
             pre = pre + attention @ per_bone + pooled[..., None, :]
-        raw = self.conditioner.forward_from_first(pre)
-        s_raw, shift = raw.split(len(self.free), dim=-1)
-        c = self.config.scale_clamp
-        return c * torch.tanh(s_raw / c), shift
+        return self.conditioner.forward_from_first(pre)
 
     def _assemble(self, x: Tensor, free_values: Tensor) -> Tensor:
         columns = list(x.unbind(-1))
@@ -141,12 +219,24 @@ class PoseAwareCoupling(nn.Module):
             columns[axis] = free_values[..., k]
         return torch.stack(columns, dim=-1)
 
+    def _spline(self, x: Tensor, code: PoseCode | None, inverse: bool) -> PINOutput:
+        raw = self.raw_parameters(x, code)
+        raw = raw.unflatten(-1, (len(self.free), 3 * self.config.spline_bins - 1))
+        out, log_slope = rational_quadratic(
+            x[..., list(self.free)], raw, self.config.spline_bound, inverse=inverse
+        )
+        return PINOutput(self._assemble(x, out), log_slope.sum(-1))
+
     def forward(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        if self.config.coupling == "spline":
+            return self._spline(x, code, inverse=False)
         s, shift = self.scale_shift(x, code)
         y_free = x[..., list(self.free)] * torch.exp(s) + shift
         return PINOutput(self._assemble(x, y_free), s.sum(-1))
 
     def inverse(self, y: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        if self.config.coupling == "spline":
+            return self._spline(y, code, inverse=True)
         s, shift = self.scale_shift(y, code)
         x_free = (y[..., list(self.free)] - shift) * torch.exp(-s)
         return PINOutput(self._assemble(y, x_free), -s.sum(-1))
