@@ -99,6 +99,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # The stretch loss's gradient moving posed points only along the surface.
     "stretch-tan-pin-late": {**STRETCH, **PIN_LATE, "surface_stretch_tangential": True},
+    # Fourth session: the PINs' couplings as monotone splines of the free coordinate.
+    "spline": {"pin_coupling": "spline"},
 }
 
 
