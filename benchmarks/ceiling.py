@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lbs_gap import fit_weights, normal_equations, split_arrays
-from scipy.spatial import cKDTree
+from lbs_gap import best_weights, nearest_prior_weights, skin
 
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
@@ -41,13 +40,6 @@ from invskin.models.run import load_run
 
 METRICS = ("iou_bbox", "iou_surface", "chamfer_cm")
 FIT_STEPS = 1500  # FISTA steps of the best-LBS fit, as lbs_gap.py's default
-
-
-def skin(canonical: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> np.ndarray:
-    """LBS of (V, 3) canonical points with (V, J) weights in each of (F, J, 4, 4) poses: (F, V, 3)."""
-    blended = torch.einsum("nj,fjab->fnab", weights, transforms)
-    posed = torch.einsum("fnab,nb->fna", blended[..., :3, :3], canonical) + blended[..., :3, 3]
-    return posed.numpy()
 
 
 def score(dataset, indices: list[int], vertices, faces, points: int) -> dict[str, float]:
@@ -70,16 +62,18 @@ def main() -> None:
     torch.set_num_threads(2)
     tic = time.perf_counter()
     dataset = load_dataset(args.data)
-    truth, prior = dataset.correspondence, dataset.prior
-    if truth is None or prior is None:
+    truth = dataset.correspondence
+    if truth is None or dataset.prior is None:
         raise SystemExit(f"{args.data} has no correspondence ground truth or body prior")
     canonical = truth.canonical_vertices.double()
     faces = truth.faces.long().numpy()
-    nearest = cKDTree(prior.vertices.numpy()).query(canonical.numpy())[1]
-    prior_weights = prior.weights[torch.from_numpy(nearest)].double()
-    gram, rhs = normal_equations(canonical, *reversed(split_arrays(dataset, "train")))
-    best = fit_weights(gram, rhs, prior_weights, FIT_STEPS)
-    models = {str(run): load_run(run).model.eval() for run in args.runs}
+    prior_weights = nearest_prior_weights(dataset, canonical)
+    best = best_weights(dataset, canonical, prior_weights, FIT_STEPS)
+    # Each run's model and its extracted canonical mesh, read once for every split.
+    runs = {
+        str(run): (load_run(run).model.eval(), load_mesh(run / "canonical.ply"))
+        for run in args.runs
+    }
     results = {}
     for split, stride in (("test-within", args.stride), ("test-out", args.stride), ("train", 0)):
         stride = stride or 2 * args.stride
@@ -93,13 +87,16 @@ def main() -> None:
                 dataset, indices, truth.posed_vertices[indices].numpy(), faces, args.points
             )
             row["best_lbs"] = score(
-                dataset, indices, skin(canonical, best, transforms), faces, args.points
+                dataset, indices, skin(canonical, best, transforms).numpy(), faces, args.points
             )
             row["body_prior"] = score(
-                dataset, indices, skin(canonical, prior_weights, transforms), faces, args.points
+                dataset,
+                indices,
+                skin(canonical, prior_weights, transforms).numpy(),
+                faces,
+                args.points,
             )
-        for name, model in models.items():
-            mesh = load_mesh(Path(name) / "canonical.ply")
+        for name, (model, mesh) in runs.items():
             with torch.no_grad():
                 mesh_vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
                 posed = model.repose(mesh_vertices, transforms.float()).double().numpy()

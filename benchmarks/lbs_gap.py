@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 
 from invskin.data import Dataset, load_dataset
 from invskin.data.synth.generate import generate_dataset
+from invskin.geometry import lbs
 
 
 def project_simplex(w: torch.Tensor) -> torch.Tensor:
@@ -77,13 +78,17 @@ def fit_weights(
     return w
 
 
+def skin(canonical: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
+    """(V, 3) canonical vertices with (V, J) weights, skinned in each of (F, J, 4, 4) poses: (F, V, 3)."""
+    frames = transforms.shape[0]
+    return lbs(canonical.expand(frames, -1, -1), weights.expand(frames, -1, -1), transforms)
+
+
 def lbs_error(
     canonical: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor, posed: torch.Tensor
 ) -> torch.Tensor:
     """Per-frame, per-vertex distance (F, V) between skinned canonical vertices and the truth."""
-    blended = torch.einsum("nj,fjab->fnab", weights, transforms)
-    pred = torch.einsum("fnab,nb->fna", blended[..., :3, :3], canonical) + blended[..., :3, 3]
-    return (pred - posed).norm(dim=-1)
+    return (skin(canonical, weights, transforms) - posed).norm(dim=-1)
 
 
 def summary(error: torch.Tensor) -> dict[str, float]:
@@ -101,18 +106,30 @@ def split_arrays(dataset: Dataset, split: str) -> tuple[torch.Tensor, torch.Tens
     return dataset.transforms[idx].double(), truth.posed_vertices[idx].double()
 
 
+def nearest_prior_weights(dataset: Dataset, canonical: torch.Tensor) -> torch.Tensor:
+    """(V, J) float64: the weights of the body-prior vertex nearest to each canonical vertex."""
+    prior = dataset.prior
+    nearest = cKDTree(prior.vertices.numpy()).query(canonical.numpy())[1]
+    return prior.weights[torch.from_numpy(nearest)].double()
+
+
+def best_weights(
+    dataset: Dataset, canonical: torch.Tensor, init: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """The best per-vertex LBS weights (V, J) for the ground truth of the ``train`` frames."""
+    train_t, train_y = split_arrays(dataset, "train")
+    gram, rhs = normal_equations(canonical, train_y, train_t)
+    return fit_weights(gram, rhs, init, steps)
+
+
 def gap(dataset: Dataset, steps: int) -> dict:
     truth = dataset.correspondence
-    prior = dataset.prior
-    if truth is None or prior is None:
+    if truth is None or dataset.prior is None:
         raise ValueError(f"{dataset.root} has no correspondence ground truth or body prior")
     canonical = truth.canonical_vertices.double()
-    nearest = cKDTree(prior.vertices.numpy()).query(canonical.numpy())[1]
-    prior_weights = prior.weights[torch.from_numpy(nearest)].double()
-    train_t, train_y = split_arrays(dataset, "train")
+    prior_weights = nearest_prior_weights(dataset, canonical)
     start = time.perf_counter()
-    gram, rhs = normal_equations(canonical, train_y, train_t)
-    fitted = fit_weights(gram, rhs, prior_weights, steps)
+    fitted = best_weights(dataset, canonical, prior_weights, steps)
     seconds = time.perf_counter() - start
     result = {
         "frames": {name: len(ids) for name, ids in dataset.splits.items()},

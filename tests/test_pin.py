@@ -94,17 +94,22 @@ def test_gradcheck_forward_and_inverse(bones: int) -> None:
     assert torch.autograd.gradcheck(with_part(pin.inverse), (x, part))
 
 
+def assert_log_det_matches_autograd(pin: PIN, x: torch.Tensor, pose: torch.Tensor, atol: float):
+    """``forward_with_log_det``'s log-det is autograd's per point of ``x`` (1, N, 3), and the
+    inverse's is its negative."""
+    out = pin.forward_with_log_det(x, pose)
+    for n in range(x.shape[1]):
+        jac = torch.autograd.functional.jacobian(lambda p: pin(p[None, None], pose)[0, 0], x[0, n])
+        assert torch.allclose(out.log_det[0, n], torch.linalg.slogdet(jac).logabsdet, atol=atol)
+    inv = pin.inverse_with_log_det(out.points, pose)
+    assert torch.allclose(inv.log_det, -out.log_det, atol=atol)
+
+
 def test_log_det_matches_autograd_jacobian() -> None:
     pin = PIN(3, small_config()).double()
     perturb(pin, 0.2, 2)
     x = torch.randn(1, 5, 3, dtype=torch.float64)
-    pose = random_pose(1, 3).double()
-    out = pin.forward_with_log_det(x, pose)
-    for n in range(5):
-        jac = torch.autograd.functional.jacobian(lambda p: pin(p[None, None], pose)[0, 0], x[0, n])
-        assert torch.allclose(out.log_det[0, n], torch.linalg.slogdet(jac).logabsdet, atol=1e-10)
-    inv = pin.inverse_with_log_det(out.points, pose)
-    assert torch.allclose(inv.log_det, -out.log_det, atol=1e-10)
+    assert_log_det_matches_autograd(pin, x, random_pose(1, 3).double(), atol=1e-10)
 
 
 def test_couplings_read_only_fixed_coordinates() -> None:
@@ -246,12 +251,7 @@ def test_spline_log_det_matches_autograd_and_gradients_check() -> None:
     perturb(pin, 0.3, 4)
     x = 0.5 * torch.randn(1, 6, 3, dtype=torch.float64)
     pose = random_pose(1, 3).double()
-    out = pin.forward_with_log_det(x, pose)
-    for n in range(6):
-        jac = torch.autograd.functional.jacobian(lambda p: pin(p[None, None], pose)[0, 0], x[0, n])
-        assert torch.allclose(out.log_det[0, n], torch.linalg.slogdet(jac).logabsdet, atol=1e-9)
-    inv = pin.inverse_with_log_det(out.points, pose)
-    assert torch.allclose(inv.log_det, -out.log_det, atol=1e-9)
+    assert_log_det_matches_autograd(pin, x, pose, atol=1e-9)
     xs = x[:, :3].clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: pin(p, pose), (xs,))
     assert torch.autograd.gradcheck(lambda p: pin.inverse(p, pose), (xs,))
