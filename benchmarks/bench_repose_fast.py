@@ -23,6 +23,7 @@ import argparse
 import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,11 +36,17 @@ from invskin.models.run import build_model, load_run
 from invskin.training.presets import make_preset
 
 
-def fresh_model(data: Path, vertices: int, seed: int) -> tuple[AnimatableModel, torch.Tensor]:
-    """The ``cpu-quick`` ins network for the dataset's skeleton, parameters perturbed."""
+def fresh_model(
+    data: Path, vertices: int, seed: int, pin_coupling: str | None = None
+) -> tuple[AnimatableModel, torch.Tensor]:
+    """The ``cpu-quick`` ins network for the dataset's skeleton, parameters perturbed; its PINs'
+    couplings ``pin_coupling`` (None: the preset's)."""
     dataset = load_dataset(data)
     torch.manual_seed(seed)
-    model = build_model(make_preset("cpu-quick", "ins").model, dataset.skeleton, dataset.prior)
+    config = make_preset("cpu-quick", "ins").model
+    if pin_coupling is not None:
+        config = replace(config, pin_coupling=pin_coupling)
+    model = build_model(config, dataset.skeleton, dataset.prior)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -69,6 +76,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--sweep", action="store_true", help="time several chunk sizes first")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pin-coupling", choices=("affine", "spline"), default=None, help="without --run"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/repose-fast-cpu.json"))
     args = parser.parse_args()
 
@@ -85,7 +95,7 @@ def main() -> None:
         vertices = torch.as_tensor(mesh.vertices, dtype=torch.float32)
         source = {"run": str(args.run)}
     else:
-        model, vertices = fresh_model(args.data, args.vertices, args.seed)
+        model, vertices = fresh_model(args.data, args.vertices, args.seed, args.pin_coupling)
         source = {"fresh_cpu_quick_ins_for": str(args.data), "seed": args.seed}
     num_vertices = vertices.shape[0]
     test = load_dataset(args.data).split("test-out")
@@ -142,6 +152,7 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "model": source,
         "network": "cpu-quick ins",
+        "pin_coupling": model.config.pin_coupling,
         "vertices": num_vertices,
         "frames_per_call": args.frames,
         "chunk_rows": chunk_rows,

@@ -4,7 +4,8 @@ The network is ``bench_repose_fast.py``'s fresh ``cpu-quick`` ins network for th
 (parameters perturbed), on ``--vertices`` points around the body prior and the first ``--frames``
 ``test-out`` poses, in chunks of ``--chunk-rows``. Prints the per-operator table (self CPU time).
 
-    python benchmarks/profile_repose_fast.py --data DATA [--vertices 32768] [--frames 8]
+    python benchmarks/profile_repose_fast.py --data DATA [--vertices 32768] [--frames 8] \\
+        [--pin-coupling spline]
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ def main() -> None:
     parser.add_argument("--vertices", type=int, default=32_768)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
+    parser.add_argument("--pin-coupling", choices=("affine", "spline"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, vertices = fresh_model(args.data, args.vertices, 0)
+    model, vertices = fresh_model(args.data, args.vertices, 0, args.pin_coupling)
     dataset = load_dataset(args.data)
     poses = dataset.transforms[list(dataset.splits["test-out"])[: args.frames]].float()
     fast = FastReposer(model, chunk_rows=args.chunk_rows, workers=1)

@@ -111,20 +111,24 @@ def test_fast_repose_rejects_bad_input() -> None:
         FastReposer(model, workers=0)
 
 
-def test_spline_pins_are_not_fast_pathed_and_invskin_repose_uses_the_reference() -> None:
+@pytest.mark.parametrize("bound", [1.5, 0.2])
+def test_fast_repose_matches_reference_with_spline_couplings(bound: float) -> None:
+    # bound 0.2: part of the points lie outside the spline's interval (the identity there).
     from invskin.models.pipeline import reposer_for
 
+    torch.manual_seed(2)
     config = replace(PRESET_LIKE, pin_coupling="spline", pin_spline_bins=4)
     model = perturbed_model("ins", config)
-    with pytest.raises(ValueError, match="affine couplings only"):
-        FastReposer(model)
-    assert reposer_for(model) == model.repose  # the reference, bound to this model
+    for pin in (model.pin_c, model.pin_d):
+        for coupling in pin.couplings:
+            coupling.config = replace(coupling.config, spline_bound=bound)
     vertices = torch.from_numpy(toy_body()[0]).float()
-    frames = posed_frames()
-    posed = reposer_for(model)(vertices, frames)
-    assert (
-        posed - model.deform(vertices.expand(len(frames), -1, -1), frames, model.weight_field())
-    ).abs().max() < 1e-5
-    back, found = model.canonicalise(posed, frames, vertices)
-    assert found.float().mean() > 0.95
-    assert (back - vertices)[found].norm(dim=-1).median() < 1e-4
+    transforms = posed_frames()
+    reference = model.repose(vertices, transforms)
+    lbs_only = perturbed_model("snarf-nc", config)
+    lbs_only.skinning.load_state_dict(model.skinning.state_dict())
+    assert (reference - lbs_only.repose(vertices, transforms)).abs().max() > 1e-2
+    for chunk_rows, workers in ((97, 2), (1 << 20, 1)):
+        fast = FastReposer(model, chunk_rows, workers).repose(vertices, transforms)
+        torch.testing.assert_close(fast, reference, atol=2e-5, rtol=1e-5)
+    assert reposer_for(model).__self__.__class__ is FastReposer  # what invskin repose runs

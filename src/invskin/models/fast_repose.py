@@ -27,6 +27,10 @@ What is restructured (the numbers are the same up to rounding):
   first rows of the next buffer: contiguous, in place, no separate bias pass. Points are kept as
   three coordinate rows: a coupling reads its fixed coordinates and replaces its free ones without
   gathering or re-stacking.
+- **Spline couplings feature-major** (:func:`_spline`): the rational-quadratic spline of
+  :func:`invskin.nets.pin.rational_quadratic` on ``(K, R)`` rows, a coupling's free coordinates
+  together; the knot positions' cumulative sum is one small product, the bin is found by counting
+  knots, and the knot slopes' softplus is taken at the two knots of each point's bin only.
 - **Chunks through every frame, on worker threads.** Vertices go in chunks of ``chunk_rows``;
   each chunk is pushed through every frame in turn (its buffers allocated once). On CPU, one
   worker thread per core takes whole chunks with single-threaded kernels (torch releases the
@@ -52,7 +56,7 @@ from torch import Tensor, nn
 from invskin.geometry import invert_rigid
 from invskin.models.animatable import AnimatableModel
 from invskin.nets.mlp import Mlp
-from invskin.nets.pin import PIN, PoseAwareCoupling
+from invskin.nets.pin import PIN, SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, PoseAwareCoupling
 from invskin.nets.skinning_field import blended_transform_grids
 
 DEFAULT_CHUNK_ROWS = 16_384
@@ -69,6 +73,54 @@ def _activation_(x: Tensor, name: str, softplus_beta: float) -> None:
         x.copy_(nn.functional.softplus(x * softplus_beta) / softplus_beta)
     else:
         raise ValueError(f"unknown activation {name!r}")
+
+
+def _spline(x: Tensor, raw: Tensor, knots: Tensor, work: _Workspace) -> Tensor:
+    """:func:`invskin.nets.pin.rational_quadratic` (forward, no log-det) for the ``F`` free
+    coordinates ``(F, R)`` of a coupling, their parameters feature-major ``(F, 3 K - 1, R)``: every
+    step runs along contiguous rows of ``R`` values, all coordinates in one operation. ``knots``
+    is :func:`_knot_matrix`'s ``(K + 1, K + 1)``: the cumulative sum and the interval's scale and
+    offset of the knot positions in one product. The bin is found by counting the interior knots
+    below each point (what the reference's ``searchsorted`` returns); the knots and slopes at both
+    ends of each point's bin are gathered at once, and the softplus of the slopes is taken there
+    only."""
+    bins = knots.shape[0] - 1
+    bound = -float(knots[0, bins])
+    nfree = x.shape[0]
+
+    def positions(logits: Tensor, key: str) -> Tensor:  # (F, K, R) -> (F, K + 1, R)
+        e = work.get(("spline_exp", key, nfree), nfree * bins, ones=False).view(nfree, bins, -1)
+        torch.sub(logits, logits.amax(1, keepdim=True), out=e).exp_()
+        total = e.sum(1, keepdim=True)
+        c = torch.matmul(knots[:, :bins], e)
+        return c.div_(total).add_(knots[:, bins : bins + 1])
+
+    xs, ys = positions(raw[:, :bins], "x"), positions(raw[:, bins : 2 * bins], "y")
+    value = x.clamp(-bound, bound)
+    k = (xs[:, 1:bins] < value[:, None]).sum(1, keepdim=True)  # (F, 1, R)
+    ends = torch.cat([k, k + 1], dim=1)  # (F, 2, R): the bin's two knots
+    xk, yk = xs.gather(1, ends), ys.gather(1, ends)
+    slopes = raw[:, 2 * bins :].gather(1, (ends - 1).clamp_(0, bins - 2))
+    slopes = nn.functional.softplus(slopes.add_(SPLINE_UNIT_SLOPE)).add_(SPLINE_MIN_BIN)
+    slopes = torch.where((ends == 0) | (ends == bins), 1.0, slopes)  # slope 1 at both ends
+    x0, y0, d0, d1 = xk[:, 0], yk[:, 0], slopes[:, 0], slopes[:, 1]
+    w, h = xk[:, 1] - x0, yk[:, 1] - y0
+    s = h / w
+    xi = (value - x0) / w
+    both = xi * (1.0 - xi)
+    out = y0 + h * (s * xi * xi + d0 * both) / (s + (d0 + d1 - 2.0 * s) * both)
+    return torch.where((x > -bound) & (x < bound), out, x)
+
+
+def _knot_matrix(bins: int, bound: float, like: Tensor) -> Tensor:
+    """``(K + 1, K + 1)``: knot ``j`` at ``-bound + 2 bound (m j + (1 - m K) sum_{i<j} p_i)`` for
+    the soft-max ``p`` of ``K`` logits (``m`` the smallest bin, as a fraction), as ``[S, o]``: ``S``
+    times the exponentials, divided by their sum, plus the column ``o``."""
+    width = 2.0 * bound
+    out = torch.zeros(bins + 1, bins + 1, dtype=like.dtype)
+    out[:, :bins] = width * (1.0 - SPLINE_MIN_BIN * bins) * torch.ones(bins + 1, bins).tril(-1)
+    out[:, bins] = -bound + width * SPLINE_MIN_BIN * torch.arange(bins + 1, dtype=like.dtype)
+    return out.to(like.device)
 
 
 def _augmented(weight: Tensor, bias: Tensor) -> Tensor:
@@ -107,12 +159,16 @@ class _FastCoupling:
     clamp: float
     activation: str
     softplus_beta: float
+    spline_knots: Tensor | None
+    """None for an affine coupling; else its spline's :func:`_knot_matrix`."""
 
     @classmethod
     def of(cls, coupling: PoseAwareCoupling) -> _FastCoupling:
         cfg = coupling.config
-        if cfg.coupling != "affine":
-            raise ValueError(f"the fast path covers affine couplings only, not {cfg.coupling!r}")
+        if cfg.coupling not in ("affine", "spline"):
+            raise ValueError(
+                f"the fast path covers affine and spline couplings, not {cfg.coupling!r}"
+            )
         projection: Mlp = coupling.projection
         conditioner: Mlp = coupling.conditioner
         if projection.activation != conditioner.activation or (
@@ -152,6 +208,11 @@ class _FastCoupling:
             clamp=cfg.scale_clamp,
             activation=conditioner.activation,
             softplus_beta=conditioner.softplus_beta,
+            spline_knots=(
+                _knot_matrix(cfg.spline_bins, cfg.spline_bound, w_p)
+                if cfg.coupling == "spline"
+                else None
+            ),
         )
 
     def frame_table(self, bones: Tensor, pooled: Tensor) -> Tensor | None:
@@ -214,7 +275,14 @@ class _FastCoupling:
             _activation_(nxt[:-1], act, beta)
             h = nxt
         raw = work.get("raw", self.out.shape[0], ones=False)
-        torch.mm(self.out, h, out=raw)  # (2 f, R)
+        torch.mm(self.out, h, out=raw)  # (2 f, R), or (f (3 K - 1), R) for a spline
+        if self.spline_knots is not None:
+            free = torch.stack([cols[axis] for axis in self.free])
+            params = raw.view(len(self.free), -1, raw.shape[-1])  # (F, 3 K - 1, R)
+            moved = _spline(free, params, self.spline_knots, work)
+            for k, axis in enumerate(self.free):
+                cols[axis] = moved[k]
+            return
         nfree = len(self.free)
         scale = raw[:nfree].div_(self.clamp).tanh_().mul_(self.clamp).exp_()
         for k, axis in enumerate(self.free):

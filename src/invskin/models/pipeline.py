@@ -111,8 +111,8 @@ def write_sequence(
 
 def reposer_for(model: AnimatableModel):
     """``(vertices, transforms) -> posed``: the CPU fast path (:mod:`invskin.models.fast_repose`)
-    on CPU for affine PINs, the reference ``model.repose`` otherwise (other devices, spline PINs)."""
-    if model.bounds.device.type == "cpu" and model.config.pin_coupling == "affine":
+    on CPU, the reference ``model.repose`` on other devices."""
+    if model.bounds.device.type == "cpu":
         return FastReposer(model).repose
     return model.repose
 

@@ -90,19 +90,25 @@ def fourier_features(coords: Float[Tensor, "*b f"], num_frequencies: int) -> Flo
 
 SPLINE_MIN_BIN = 1e-3
 """Smallest bin width and height, as a fraction of the interval; and the smallest knot slope."""
-_UNIT_SLOPE = math.log(math.expm1(1.0 - SPLINE_MIN_BIN))  # a zero conditioner gives slopes 1
+SPLINE_UNIT_SLOPE = math.log(math.expm1(1.0 - SPLINE_MIN_BIN))
+"""The slope logits' offset: a zero conditioner gives knot slopes of 1."""
 
 
 def rational_quadratic(
-    x: Float[Tensor, "*b f"], raw: Float[Tensor, "*b f p"], bound: float, inverse: bool = False
-) -> tuple[Float[Tensor, "*b f"], Float[Tensor, "*b f"]]:
+    x: Float[Tensor, "*b f"],
+    raw: Float[Tensor, "*b f p"],
+    bound: float,
+    inverse: bool = False,
+    with_log_det: bool = True,
+) -> tuple[Float[Tensor, "*b f"], Float[Tensor, "*b f"] | None]:
     """Monotone rational-quadratic spline per coordinate (Durkan et al., Neural Spline Flows, 2019).
 
     ``raw`` holds, per coordinate, ``K`` bin widths, ``K`` bin heights (soft-max, so they fill
     ``[-bound, bound]``) and the ``K - 1`` interior knot slopes (softplus); the slopes at the two ends
     are 1 and the map is the identity outside the interval, so it is continuous with a continuous
     derivative everywhere. A zero ``raw`` is the identity. Returns the mapped coordinates (or, with
-    ``inverse``, the coordinates that map to ``x``) and ``log |d out / d in|`` per coordinate.
+    ``inverse``, the coordinates that map to ``x``) and ``log |d out / d in|`` per coordinate (None
+    without ``with_log_det``).
     """
     bins = (raw.shape[-1] + 1) // 3
     width = 2.0 * bound
@@ -114,7 +120,7 @@ def rational_quadratic(
 
     xs = knots(raw[..., :bins])
     ys = knots(raw[..., bins : 2 * bins])
-    inner = SPLINE_MIN_BIN + nn.functional.softplus(raw[..., 2 * bins :] + _UNIT_SLOPE)
+    inner = SPLINE_MIN_BIN + nn.functional.softplus(raw[..., 2 * bins :] + SPLINE_UNIT_SLOPE)
     slopes = nn.functional.pad(inner, (1, 1), value=1.0)  # (*, K + 1)
     inside = (x > -bound) & (x < bound)
     value = x.clamp(-bound, bound)
@@ -141,13 +147,15 @@ def rational_quadratic(
         num = h * (s * xi * xi + d0 * xi * (1.0 - xi))
         den = s + (d0 + d1 - 2.0 * s) * xi * (1.0 - xi)
         out = y0 + num / den
+    out = torch.where(inside, out, x)
+    if not with_log_det:
+        return out, None
     xi = xi.clamp(0.0, 1.0)
     den = s + (d0 + d1 - 2.0 * s) * xi * (1.0 - xi)
     slope = s * s * (d1 * xi * xi + 2.0 * s * xi * (1.0 - xi) + d0 * (1.0 - xi) ** 2) / (den * den)
     log_slope = torch.log(slope)
     if inverse:
         log_slope = -log_slope
-    out = torch.where(inside, out, x)
     return out, torch.where(inside, log_slope, torch.zeros_like(log_slope))
 
 
