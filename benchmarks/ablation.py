@@ -41,6 +41,7 @@ DIFFUSED: dict[str, Any] = {"prior": "diffused", "prior_grid": (36, 48, 24), "pr
 
 # The cpu-quick preset of the previous round (before the changes of issue 8).
 OLD: dict[str, Any] = {
+    "pin_coupling": "affine",
     "skinning_residual": False,
     "prior": "nearest",
     "prior_grid": (),
@@ -60,11 +61,16 @@ def _pins_after_warmup(total: int, scale: float = 1.0) -> dict[str, Ramp]:
     return {"pin": Ramp(0.1, scale, begin=int(0.3 * total), finish=int(0.4 * total))}
 
 
-# This session's variants (issue 8), built from these pieces.
+# The third session's variants (issue 8), built from these pieces, on the preset of then (`v3`,
+# affine couplings; the preset has spline couplings since the fifth session).
 # The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
-PIN_LATE: dict[str, Any] = {"train": {"lr_scale_ramps": _pins_after_warmup}}
+PIN_LATE: dict[str, Any] = {
+    "pin_coupling": "affine",
+    "train": {"lr_scale_ramps": _pins_after_warmup},
+}
 # The surface-stretch hinge (tolerance 10%) after the warm-up, weight 10.
 STRETCH: dict[str, Any] = {
+    "pin_coupling": "affine",
     "surface_stretch": 0.1,
     "losses": {"surface_stretch": _after_warmup(10.0)},
 }
@@ -79,7 +85,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The steps from the old preset to the new one (issue 8), each run as its own variant:
     "v2": {**OLD, **V2},
     "diffused": {**OLD, **DIFFUSED},
-    "v3": {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},  # = the preset
+    # The preset of the third and fourth sessions (affine couplings).
+    "v3": {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},
     "v3-disp1": {**OLD, **V2, **DIFFUSED},
     "pin-late": PIN_LATE,
     "stretch": STRETCH,
@@ -99,8 +106,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # The stretch loss's gradient moving posed points only along the surface.
     "stretch-tan-pin-late": {**STRETCH, **PIN_LATE, "surface_stretch_tangential": True},
-    # Fourth session: the PINs' couplings as monotone splines of the free coordinate.
-    "spline": {"pin_coupling": "spline"},
+    # Fourth session: the PINs' couplings as monotone splines of the free coordinate (`v3` with
+    # spline couplings: the cpu-quick preset since the fifth session).
+    "spline": {
+        **OLD,
+        **V2,
+        **DIFFUSED,
+        "losses": {"lbs_fold": _fold_after_warmup},
+        "pin_coupling": "spline",
+    },
+    # Fifth session: twice the bins (about 9 cm wide on average over the 3 m interval).
+    "spline-32": {"pin_coupling": "spline", "pin_spline_bins": 32},
+    # `v3` (affine couplings) with the learned skinning residual baked on the prior's grid (36 x 48
+    # x 24, 4-5 cm cells), not on the coarser 24 x 32 x 16 (6-7 cm) one: the skirt hangs 1-3.5 cm
+    # from the thigh.
+    "fine-skinning": {"pin_coupling": "affine", "skinning_grid": (36, 48, 24)},
 }
 
 

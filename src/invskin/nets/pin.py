@@ -1,4 +1,4 @@
-"""PIN: a pose-conditioned invertible network on 3D points, made of affine coupling layers.
+"""PIN: a pose-conditioned invertible network on 3D points, made of coupling layers.
 
 Conventions: points ``(*b, N, 3)`` in metres; the pose is the ``(*b, J, 4, 4)`` canonical-to-posed
 bone transforms (see :mod:`invskin.nets.pose_encoder`), or its :class:`PoseCode` computed once with
@@ -9,9 +9,12 @@ Structure. Block ``i`` works on axis ``a = i mod 3`` (x, y, z, x, ...) and is tw
 1. a **1D coupling** transforms coordinate ``a`` given the other two;
 2. a **2D coupling** transforms the other two given coordinate ``a``.
 
-A coupling computes ``y_free = x_free * exp(s) + t`` with ``(s, t) = g(features(x_fixed), pose)``,
-``s = c tanh(s_raw / c)`` soft-clamped, and the last layer of ``g`` zero-initialised, so a fresh PIN
-is exactly the identity. Its inverse is ``x_free = (y_free - t) * exp(-s)``: exact, no iteration.
+An affine coupling (``PINConfig.coupling = "affine"``, INS's) computes ``y_free = x_free * exp(s) + t``
+with ``(s, t) = g(features(x_fixed), pose)``, ``s = c tanh(s_raw / c)`` soft-clamped, and the last layer
+of ``g`` zero-initialised, so a fresh PIN is exactly the identity. Its inverse is ``x_free = (y_free -
+t) * exp(-s)``: exact, no iteration. A spline coupling (``"spline"``) maps each free coordinate by a
+monotone rational-quadratic spline whose bins and knot slopes ``g`` gives (:func:`rational_quadratic`),
+also the identity when fresh and inverted exactly.
 
 **Invertibility rule.** ``g`` sees only the fixed coordinates and the pose. The pose is localised per
 point by attention over the per-bone embeddings ``e_b``: logits over the ``J`` bones come from the
@@ -160,7 +163,7 @@ def rational_quadratic(
 
 
 class PoseAwareCoupling(nn.Module):
-    """Affine coupling of the coordinates ``free`` given the remaining ones and the pose."""
+    """Coupling (affine or spline) of the coordinates ``free`` given the remaining ones and the pose."""
 
     def __init__(self, free: tuple[int, ...], num_bones: int, config: PINConfig) -> None:
         super().__init__()
