@@ -132,6 +132,30 @@ def test_warns_when_shape_touches_the_bounds() -> None:
         extract_mesh(sphere_field(0.3), (-0.4, -0.4, -0.4), (0.4, 0.4, 0.4), 16)
 
 
+def test_a_dropped_floater_at_the_border_does_not_warn_but_a_cut_kept_component_does() -> None:
+    lo, hi = (-0.4, -0.4, -0.4), (0.4, 0.4, 0.4)
+    body, floater = (
+        sphere_field(0.25),
+        sphere_field(0.08, (0.4, 0.0, 0.0)),
+    )  # floater cut by x = 0.4
+
+    def body_and_floater(p: Tensor) -> Tensor:
+        return torch.maximum(body(p), floater(p))
+
+    with pytest.warns(UserWarning, match="enlarge the bounds"):
+        extract_mesh(body_and_floater, lo, hi, 32)  # the floater is kept: the mesh is cut open
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mesh = extract_mesh(body_and_floater, lo, hi, 32, keep_largest_component=True)
+    assert mesh.to_trimesh().is_watertight
+    big = sphere_field(0.45)  # the largest component itself is cut by the bounds
+    with pytest.warns(UserWarning, match="enlarge the bounds"):
+        mesh = extract_mesh(
+            lambda p: torch.maximum(big(p), floater(p)), lo, hi, 32, keep_largest_component=True
+        )
+    assert not mesh.to_trimesh().is_watertight
+
+
 def test_mesh_from_grid_matches_extract_mesh() -> None:
     lo, hi = (-0.6, -0.5, -0.4), (0.6, 0.5, 0.4)
     values = evaluate_grid(sphere_field(0.3), lo, hi, (40, 33, 27))

@@ -154,12 +154,7 @@ def mesh_from_grid(
             inside[:, :, [0, -1]].ravel(),
         ]
     )
-    if boundary.any():
-        warnings.warn(
-            "extract_mesh: the inside reaches the boundary of the grid, so the mesh is cut open "
-            "there; enlarge the bounds",
-            stacklevel=2,
-        )
+    touches = bool(boundary.any())
     lo, hi = as_vec3(bounds_min), as_vec3(bounds_max)
     spacing = (hi - lo) / (np.asarray(values.shape) - 1)
     # Negate so that values increase outwards: skimage then orients faces outwards.
@@ -167,6 +162,15 @@ def mesh_from_grid(
     mesh = TriMesh(verts.astype(np.float64) + lo, faces.astype(np.int64))
     if keep_largest_component:
         mesh = largest_component(mesh)
+        if touches:  # only a dropped floater may have reached the border: then the mesh is whole
+            near = (mesh.vertices < lo + spacing) | (mesh.vertices > hi - spacing)
+            touches = bool(near.any())
+    if touches:
+        warnings.warn(
+            "extract_mesh: the inside reaches the boundary of the grid, so the mesh is cut open "
+            "there; enlarge the bounds",
+            stacklevel=2,
+        )
     return mesh
 
 
