@@ -121,6 +121,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # x 24, 4-5 cm cells), not on the coarser 24 x 32 x 16 (6-7 cm) one: the skirt hangs 1-3.5 cm
     # from the thigh.
     "fine-skinning": {"pin_coupling": "affine", "skinning_grid": (36, 48, 24)},
+    # Today's preset with the skinning-prior loss (the field against the body prior's weights within
+    # about 3 cm of the body) held at 1 or 0.1 throughout instead of fading to 0.01 over the warm-up.
+    "prior-held": {"losses": {"skinning_prior": Ramp(1.0, 1.0)}},
+    "prior-held-0.1": {
+        "losses": {"skinning_prior": lambda total: Ramp(1.0, 0.1, begin=0, finish=int(0.3 * total))}
+    },
 }
 
 
