@@ -125,9 +125,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # about 3 cm of the body) held at 1 or 0.1 throughout instead of fading to 0.01 over the warm-up.
     "prior-held": {"losses": {"skinning_prior": Ramp(1.0, 1.0)}},
     "prior-held-0.1": {
-        "losses": {"skinning_prior": lambda total: Ramp(1.0, 0.1, begin=0, finish=int(0.3 * total))}
+        "losses": {
+            "skinning_prior": lambda total: Ramp(1.0, 0.1, begin=0, finish=max(1, int(0.3 * total)))
+        }
     },
 }
+
+
+def _prior_fading(total: int) -> Ramp:
+    """The skinning-prior loss of the presets before the fifth session: 1 fading to 0.01 over the
+    warm-up (30%)."""
+    return Ramp(1.0, 0.01, begin=0, finish=max(1, int(0.3 * total)))
+
+
+# Variants defined before the fifth session, which ran with the prior fading (``_prior_fading``):
+# they keep it, whatever today's preset does.
+FADING_PRIOR_VARIANTS = (
+    "old", "v2", "diffused", "v3", "v3-disp1", "pin-late", "stretch", "stretch-pin-late",
+    "stretch-pin-late-0.3", "stretch-cloth-pin-late", "stretch-cloth-pin-late-hold",
+    "stretch-tan-pin-late", "spline", "spline-32", "fine-skinning",
+)  # fmt: skip
 
 
 def variant_preset(preset: str, variant: str, method: str, seed: int, steps: int | None) -> Preset:
@@ -141,6 +158,8 @@ def variant_preset(preset: str, variant: str, method: str, seed: int, steps: int
     model = replace(chosen.model, **changes)
     schedules = dict(chosen.train.loss_weights.schedules)
     total = chosen.train.steps
+    if variant in FADING_PRIOR_VARIANTS:
+        schedules["skinning_prior"] = _prior_fading(total)
     for name, ramp in losses.items():
         schedules[name] = ramp if isinstance(ramp, Ramp) else ramp(total)
     train_changes = {k: v(total) if callable(v) else v for k, v in train_changes.items()}

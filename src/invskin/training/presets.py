@@ -42,13 +42,14 @@ in the heading frame; ``tiny`` keeps the nearest-vertex prior."""
 
 
 def loss_weights(steps: int) -> LossWeights:
-    """Occupancy throughout; skinning prior and bone occupancy fade out over the first 30%; the
-    LBS fold hinge is off over those 30% (while the shape settles) and rises to 10 by the end."""
+    """Occupancy throughout; the skinning prior at 1 throughout (docs/method.md, "The skinning prior
+    held"); bone occupancy fades out over the first 30%; the LBS fold hinge is off over those 30%
+    (while the shape settles) and rises to 10 by the end."""
     warm = max(1, int(0.3 * steps))
     return LossWeights(
         {
             "occupancy": Ramp(1.0, 1.0),
-            "skinning_prior": Ramp(1.0, 0.01, begin=0, finish=warm),
+            "skinning_prior": Ramp(1.0, 1.0),
             "lbs_fold": Ramp(0.0, 10.0, begin=warm, finish=steps),
             "bone_occupancy": Ramp(1.0, 0.0, begin=0, finish=warm),
             # Mean squared displacement in m^2: weight 10 makes a 3 cm shift cost ~0.01.
