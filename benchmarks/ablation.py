@@ -78,6 +78,9 @@ STRETCH: dict[str, Any] = {
 CLOTH: dict[str, Any] = {"surface_stretch": 0.02, "surface_stretch_body_margin": 0.02}
 
 
+# The preset of the third and fourth sessions (affine couplings).
+V3: dict[str, Any] = {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}}
+
 # Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
@@ -85,8 +88,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The steps from the old preset to the new one (issue 8), each run as its own variant:
     "v2": {**OLD, **V2},
     "diffused": {**OLD, **DIFFUSED},
-    # The preset of the third and fourth sessions (affine couplings).
-    "v3": {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}},
+    "v3": V3,
     "v3-disp1": {**OLD, **V2, **DIFFUSED},
     "pin-late": PIN_LATE,
     "stretch": STRETCH,
@@ -108,13 +110,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "stretch-tan-pin-late": {**STRETCH, **PIN_LATE, "surface_stretch_tangential": True},
     # Fourth session: the PINs' couplings as monotone splines of the free coordinate (`v3` with
     # spline couplings: the cpu-quick preset since the fifth session).
-    "spline": {
-        **OLD,
-        **V2,
-        **DIFFUSED,
-        "losses": {"lbs_fold": _fold_after_warmup},
-        "pin_coupling": "spline",
-    },
+    "spline": {**V3, "pin_coupling": "spline"},
     # Fifth session: twice the bins (about 9 cm wide on average over the 3 m interval).
     "spline-32": {"pin_coupling": "spline", "pin_spline_bins": 32},
     # `v3` (affine couplings) with the learned skinning residual baked on the prior's grid (36 x 48

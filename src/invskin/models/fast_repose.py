@@ -75,17 +75,16 @@ def _activation_(x: Tensor, name: str, softplus_beta: float) -> None:
         raise ValueError(f"unknown activation {name!r}")
 
 
-def _spline(x: Tensor, raw: Tensor, knots: Tensor, work: _Workspace) -> Tensor:
+def _spline(x: Tensor, raw: Tensor, knots: Tensor, bound: float, work: _Workspace) -> Tensor:
     """:func:`invskin.nets.pin.rational_quadratic` (forward, no log-det) for the ``F`` free
     coordinates ``(F, R)`` of a coupling, their parameters feature-major ``(F, 3 K - 1, R)``: every
     step runs along contiguous rows of ``R`` values, all coordinates in one operation. ``knots``
     is :func:`_knot_matrix`'s ``(K + 1, K + 1)``: the cumulative sum and the interval's scale and
-    offset of the knot positions in one product. The bin is found by counting the interior knots
+    offset of the knot positions in one product, on ``[-bound, bound]``. The bin is found by counting the interior knots
     below each point (what the reference's ``searchsorted`` returns); the knots and slopes at both
     ends of each point's bin are gathered at once, and the softplus of the slopes is taken there
     only."""
     bins = knots.shape[0] - 1
-    bound = -float(knots[0, bins])
     nfree = x.shape[0]
 
     def positions(logits: Tensor, key: str) -> Tensor:  # (F, K, R) -> (F, K + 1, R)
@@ -161,14 +160,11 @@ class _FastCoupling:
     softplus_beta: float
     spline_knots: Tensor | None
     """None for an affine coupling; else its spline's :func:`_knot_matrix`."""
+    spline_bound: float
 
     @classmethod
     def of(cls, coupling: PoseAwareCoupling) -> _FastCoupling:
         cfg = coupling.config
-        if cfg.coupling not in ("affine", "spline"):
-            raise ValueError(
-                f"the fast path covers affine and spline couplings, not {cfg.coupling!r}"
-            )
         projection: Mlp = coupling.projection
         conditioner: Mlp = coupling.conditioner
         if projection.activation != conditioner.activation or (
@@ -213,6 +209,7 @@ class _FastCoupling:
                 if cfg.coupling == "spline"
                 else None
             ),
+            spline_bound=cfg.spline_bound,
         )
 
     def frame_table(self, bones: Tensor, pooled: Tensor) -> Tensor | None:
@@ -279,7 +276,7 @@ class _FastCoupling:
         if self.spline_knots is not None:
             free = torch.stack([cols[axis] for axis in self.free])
             params = raw.view(len(self.free), -1, raw.shape[-1])  # (F, 3 K - 1, R)
-            moved = _spline(free, params, self.spline_knots, work)
+            moved = _spline(free, params, self.spline_knots, self.spline_bound, work)
             for k, axis in enumerate(self.free):
                 cols[axis] = moved[k]
             return

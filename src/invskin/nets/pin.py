@@ -102,16 +102,14 @@ def rational_quadratic(
     raw: Float[Tensor, "*b f p"],
     bound: float,
     inverse: bool = False,
-    with_log_det: bool = True,
-) -> tuple[Float[Tensor, "*b f"], Float[Tensor, "*b f"] | None]:
+) -> tuple[Float[Tensor, "*b f"], Float[Tensor, "*b f"]]:
     """Monotone rational-quadratic spline per coordinate (Durkan et al., Neural Spline Flows, 2019).
 
     ``raw`` holds, per coordinate, ``K`` bin widths, ``K`` bin heights (soft-max, so they fill
     ``[-bound, bound]``) and the ``K - 1`` interior knot slopes (softplus); the slopes at the two ends
     are 1 and the map is the identity outside the interval, so it is continuous with a continuous
     derivative everywhere. A zero ``raw`` is the identity. Returns the mapped coordinates (or, with
-    ``inverse``, the coordinates that map to ``x``) and ``log |d out / d in|`` per coordinate (None
-    without ``with_log_det``).
+    ``inverse``, the coordinates that map to ``x``) and ``log |d out / d in|`` per coordinate.
     """
     bins = (raw.shape[-1] + 1) // 3
     width = 2.0 * bound
@@ -150,15 +148,13 @@ def rational_quadratic(
         num = h * (s * xi * xi + d0 * xi * (1.0 - xi))
         den = s + (d0 + d1 - 2.0 * s) * xi * (1.0 - xi)
         out = y0 + num / den
-    out = torch.where(inside, out, x)
-    if not with_log_det:
-        return out, None
     xi = xi.clamp(0.0, 1.0)
     den = s + (d0 + d1 - 2.0 * s) * xi * (1.0 - xi)
     slope = s * s * (d1 * xi * xi + 2.0 * s * xi * (1.0 - xi) + d0 * (1.0 - xi) ** 2) / (den * den)
     log_slope = torch.log(slope)
     if inverse:
         log_slope = -log_slope
+    out = torch.where(inside, out, x)
     return out, torch.where(inside, log_slope, torch.zeros_like(log_slope))
 
 

@@ -1,0 +1,75 @@
+"""One spline coupling step on CPU, one thread: the reference against the fast path.
+
+Times :func:`invskin.nets.pin.rational_quadratic` (what ``model.repose`` runs, log-det included) and
+:func:`invskin.models.fast_repose._spline` (what ``invskin repose`` runs on CPU) on the same random
+parameters (16 bins, 16,384 points, 1 and 2 free coordinates), median of 30 calls each, and their
+largest difference. Writes one JSON.
+
+    python benchmarks/bench_spline_step.py [--out benchmarks/results/spline-step-cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from invskin.bench import hardware, write_json
+from invskin.models.fast_repose import _knot_matrix, _spline, _Workspace
+from invskin.nets.pin import rational_quadratic
+
+BINS, ROWS, BOUND = 16, 16_384, 1.5
+
+
+def median_ms(fn, calls: int = 30) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(calls):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/spline-step-cpu.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    knots = _knot_matrix(BINS, BOUND, torch.zeros(1))
+    rows = {}
+    for nfree in (1, 2):
+        raw = 0.3 * torch.randn(nfree, 3 * BINS - 1, ROWS)
+        x = (torch.rand(nfree, ROWS) * 2 - 1) * BOUND
+        work = _Workspace(ROWS, x)
+
+        def reference(raw=raw, x=x):
+            return rational_quadratic(x.T, raw.permute(2, 0, 1), BOUND)[0].T
+
+        def fast(raw=raw, x=x, work=work):
+            return _spline(x, raw, knots, BOUND, work)
+
+        rows[f"free_coordinates={nfree}"] = {
+            "reference_ms": median_ms(reference),
+            "fast_ms": median_ms(fast),
+            "max_abs_difference_m": float((reference() - fast()).abs().max()),
+        }
+        print(nfree, rows[f"free_coordinates={nfree}"])
+    write_json(
+        args.out,
+        {
+            "benchmark": "one spline coupling step, reference vs fast path, one thread",
+            "hardware": hardware(torch.device("cpu")),
+            "bins": BINS,
+            "points": ROWS,
+            "results": rows,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
