@@ -75,9 +75,13 @@ def train_run(
     dev = pick_device(device)
     distributed = init_from_env(dev)  # under torchrun with several processes
     try:
-        return _train_run(
+        summary = _train_run(
             data, out, method, preset, steps, local_device(dev), seed, resume, progress, on_log
         )
+        # Every rank leaves together: a rank that tore the group down while rank 0 was still
+        # writing its last checkpoint was seen to abort in gloo's teardown (SIGABRT, once in CI).
+        barrier()
+        return summary
     finally:
         if distributed:
             shutdown()
