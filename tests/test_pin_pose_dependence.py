@@ -1,0 +1,36 @@
+"""The PIN pose-dependence diagnostic (benchmarks/pin_pose_dependence.py) follows the model's own chain."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from test_model import toy_model
+from toy_data import toy_body, toy_transforms
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pin_pose_dependence.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("pin_pose_dependence", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary() -> None:
+    script = _script()
+    torch.manual_seed(0)
+    model = toy_model("ins", perturb=True).eval()
+    vertices = torch.from_numpy(toy_body()[0]).float()
+    transforms = toy_transforms([0.3, 0.9, -0.4])
+    x1, x2, x3, rotation = script.chain(model, vertices, transforms)
+    assert torch.allclose(x3, model.repose(vertices, transforms), atol=1e-6)
+    assert (x1 - vertices).abs().max() > 1e-4 and (x3 - x2).abs().max() > 1e-4  # PINs not identity
+    assert torch.allclose(
+        rotation @ rotation.transpose(-1, -2), torch.eye(3).expand(3, 3, 3), atol=1e-5
+    )
+    offset = np.broadcast_to(np.array([0.01, -0.02, 0.03]), (4, 5, 3))
+    assert np.abs(script._varying(offset)).max() < 1e-12
+    assert abs(script._rms_cm(np.full((2, 3, 3), 0.01)) - 100 * np.sqrt(3) * 0.01) < 1e-9
