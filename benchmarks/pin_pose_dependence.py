@@ -35,6 +35,8 @@ from invskin.mesh.io import TriMesh
 from invskin.mesh.sampling import vertex_normals
 from invskin.models.run import load_run
 
+FRAMES_PER_CALL = 8  # frames pushed through the chain together (bounds the PINs' intermediates)
+
 
 @torch.no_grad()
 def chain(model, canonical: torch.Tensor, transforms: torch.Tensor):
@@ -64,7 +66,8 @@ def check(run: Path, dataset, split: str) -> dict:
     indices = list(dataset.splits[split])
     transforms = dataset.transforms[indices].float()
     canonical = truth.canonical_vertices.float()
-    x1, x2, x3, rotation = chain(model, canonical, transforms)
+    parts = [chain(model, canonical, t) for t in transforms.split(FRAMES_PER_CALL)]
+    x1, x2, x3, rotation = (torch.cat(values) for values in zip(*parts))
     gt = truth.posed_vertices[indices].float()
     faces = truth.faces.long().numpy()
     normals = np.stack(
