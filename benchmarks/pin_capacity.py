@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pin_pose_dependence import check_model
 
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
@@ -110,6 +111,11 @@ def main() -> None:
         "--pin-coupling", choices=["affine", "spline"], default=None, help="default: the run's"
     )
     parser.add_argument("--pin-spline-bins", type=int, default=None, help="default: the run's")
+    parser.add_argument(
+        "--pose-dependence",
+        action="store_true",
+        help="also report each fit's PIN pose dependence (benchmarks/pin_pose_dependence.py)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pin-capacity.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -143,7 +149,8 @@ def main() -> None:
         + f" --steps {args.steps} --lr {args.lr} --seeds "
         + " ".join(map(str, args.seeds))
         + (f" --pin-coupling {args.pin_coupling}" if args.pin_coupling else "")
-        + (f" --pin-spline-bins {args.pin_spline_bins}" if args.pin_spline_bins else ""),
+        + (f" --pin-spline-bins {args.pin_spline_bins}" if args.pin_spline_bins else "")
+        + (" --pose-dependence" if args.pose_dependence else ""),
         "pin_coupling": config.pin_coupling,
         "pin_spline_bins": config.pin_spline_bins,
         "start": str(args.start),
@@ -164,6 +171,10 @@ def main() -> None:
             runs.append(
                 {"seed": seed, "seconds": round(seconds, 1), **errors(model, dataset, parts)}
             )
+            if args.pose_dependence:
+                runs[-1]["pose_dependence"] = {
+                    split: check_model(model, dataset, split) for split in ("train", "test-out")
+                }
             print(which, runs[-1], flush=True)
         summary = {
             split: {

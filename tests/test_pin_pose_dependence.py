@@ -25,12 +25,16 @@ def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary() -> None
     model = toy_model("ins", perturb=True).eval()
     vertices = torch.from_numpy(toy_body()[0]).float()
     transforms = toy_transforms([0.3, 0.9, -0.4])
-    x1, x2, x3, rotation = script.chain(model, vertices, transforms)
+    x1, x2, x3, skinned, rotation = script.chain(model, vertices, transforms)
     assert torch.allclose(x3, model.repose(vertices, transforms), atol=1e-6)
     assert (x1 - vertices).abs().max() > 1e-4 and (x3 - x2).abs().max() > 1e-4  # PINs not identity
     assert torch.allclose(
         rotation @ rotation.transpose(-1, -2), torch.eye(3).expand(3, 3, 3), atol=1e-5
     )
+    assert (x3 - skinned).abs().max() > 1e-4
+    fresh = toy_model("ins").eval()  # identity PINs: the chain is skinning alone
+    _, _, x3, skinned, _ = script.chain(fresh, vertices, transforms)
+    assert torch.allclose(x3, skinned, atol=1e-6)
     offset = np.broadcast_to(np.array([0.01, -0.02, 0.03]), (4, 5, 3))
     assert np.abs(script._varying(offset)).max() < 1e-12
     assert abs(script._rms_cm(np.full((2, 3, 3), 0.01)) - 100 * np.sqrt(3) * 0.01) < 1e-9
