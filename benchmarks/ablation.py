@@ -61,6 +61,12 @@ def _pins_after_warmup(total: int, scale: float = 1.0) -> dict[str, Ramp]:
     return {"pin": Ramp(0.1, scale, begin=int(0.3 * total), finish=int(0.4 * total))}
 
 
+def _prior_fading(total: int, end: float = 0.01) -> Ramp:
+    """The skinning-prior loss fading from 1 to ``end`` over the warm-up (30%); with 0.01, that of
+    the presets before the fifth session."""
+    return Ramp(1.0, end, begin=0, finish=max(1, int(0.3 * total)))
+
+
 # The third session's variants (issue 8), built from these pieces, on the preset of then (`v3`,
 # affine couplings; the preset has spline couplings since the fifth session).
 # The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
@@ -120,18 +126,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Today's preset with the skinning-prior loss (the field against the body prior's weights within
     # about 3 cm of the body) held at 1 or 0.1 throughout instead of fading to 0.01 over the warm-up.
     "prior-held": {"losses": {"skinning_prior": Ramp(1.0, 1.0)}},
-    "prior-held-0.1": {
-        "losses": {
-            "skinning_prior": lambda total: Ramp(1.0, 0.1, begin=0, finish=max(1, int(0.3 * total)))
-        }
-    },
+    "prior-held-0.1": {"losses": {"skinning_prior": lambda total: _prior_fading(total, 0.1)}},
 }
-
-
-def _prior_fading(total: int) -> Ramp:
-    """The skinning-prior loss of the presets before the fifth session: 1 fading to 0.01 over the
-    warm-up (30%)."""
-    return Ramp(1.0, 0.01, begin=0, finish=max(1, int(0.3 * total)))
 
 
 # Variants defined before the fifth session, which ran with the prior fading (``_prior_fading``):

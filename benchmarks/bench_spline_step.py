@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
+from bench_repose_fast import timed
 
 from invskin.bench import hardware, write_json
 from invskin.models.fast_repose import _knot_matrix, _spline, _Workspace
@@ -25,13 +25,7 @@ BINS, ROWS, BOUND = 16, 16_384, 1.5
 
 
 def median_ms(fn, calls: int = 30) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(calls):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(timed(fn, calls))
 
 
 def main() -> None:

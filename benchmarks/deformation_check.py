@@ -34,9 +34,9 @@ from invskin.models.run import load_run
 TRAIN_STRIDE = 4  # every 4th training frame: the fit on seen poses, at a quarter of the cost
 
 
-def check(run: Path, dataset, split: str) -> dict:
+def check(model, dataset, split: str) -> dict:
+    """The report of one trained model on one split (see the module's docstring)."""
     truth = dataset.correspondence
-    model = load_run(run).model.eval()
     indices = list(dataset.splits[split])
     if split == "train":
         indices = indices[::TRAIN_STRIDE]
@@ -91,34 +91,45 @@ def main() -> None:
         "--out", type=Path, default=Path("benchmarks/results/deformation-check.json")
     )
     args = parser.parse_args()
+
+    def describe(run: Path, split: str, report: dict) -> list[str]:
+        skirt = report.get("skirt", {})
+        return [
+            f"{run} {split}: skirt error {skirt.get('error_mean_cm', float('nan')):.2f} cm "
+            f"(normal {skirt.get('normal_mean_cm', float('nan')):.2f}, tangential "
+            f"{skirt.get('tangential_mean_cm', float('nan')):.2f}, off the surface "
+            f"{skirt.get('off_surface_mean_cm', float('nan')):.2f}), stretch p99 "
+            f"{skirt.get('stretch_p99') or float('nan'):.2f}"
+        ]
+
+    report_runs("deformation_check.py", args, check, describe, extra={"train_stride": TRAIN_STRIDE})
+
+
+def report_runs(script: str, args, check, describe, extra: dict | None = None) -> None:
+    """Run ``check(model, dataset, split)`` for every run of ``args.runs`` (each loaded once) and
+    split of ``args.splits`` on the labelled dataset ``args.data``, print ``describe(run, split,
+    report)``'s lines, and write all reports to ``args.out`` with the command (``script`` and the
+    runs), the hardware, the dataset and ``extra``."""
     dataset = load_dataset(args.data)
     if dataset.correspondence is None or not dataset.correspondence.parts:
         raise SystemExit(f"{args.data} has no labelled ground-truth correspondences")
     results = []
     for run in args.runs:
-        row = {"run": str(run), "splits": {}}
+        model = load_run(run).model.eval()
+        row: dict = {"run": str(run), "splits": {}}
         for split in args.splits:
-            row["splits"][split] = report = check(run, dataset, split)
-            skirt = report.get("skirt", {})
-            print(
-                f"{run} {split}: skirt error {skirt.get('error_mean_cm', float('nan')):.2f} cm "
-                f"(normal {skirt.get('normal_mean_cm', float('nan')):.2f}, tangential "
-                f"{skirt.get('tangential_mean_cm', float('nan')):.2f}, off the surface "
-                f"{skirt.get('off_surface_mean_cm', float('nan')):.2f}), stretch p99 "
-                f"{skirt.get('stretch_p99') or float('nan'):.2f}",
-                flush=True,
-            )
+            row["splits"][split] = report = check(model, dataset, split)
+            for line in describe(run, split, report):
+                print(line, flush=True)
         results.append(row)
-    command = "python benchmarks/deformation_check.py --data DATA " + " ".join(
-        str(r) for r in args.runs
-    )
+    command = f"python benchmarks/{script} --data DATA " + " ".join(str(r) for r in args.runs)
     write_json(
         args.out,
         {
             "command": command,
             "hardware": hardware(torch.device("cpu")),
             "dataset": str(args.data),
-            "train_stride": TRAIN_STRIDE,
+            **(extra or {}),
             "runs": results,
         },
     )

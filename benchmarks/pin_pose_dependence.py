@@ -29,13 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from deformation_check import report_runs
 
-from invskin.bench import hardware, write_json
-from invskin.data.format import load_dataset
 from invskin.geometry import lbs
 from invskin.mesh.io import TriMesh
 from invskin.mesh.sampling import vertex_normals
-from invskin.models.run import load_run
 
 FRAMES_PER_CALL = 8  # frames pushed through the chain together (bounds the PINs' intermediates)
 
@@ -64,13 +62,8 @@ def _rms_cm(values: np.ndarray) -> float:
     return 100 * float(np.sqrt((values**2).sum(-1).mean())) if values.size else float("nan")
 
 
-def check(run: Path, dataset, split: str) -> dict:
-    """The report of one run on one split (see the module's docstring)."""
-    return check_model(load_run(run).model.eval(), dataset, split)
-
-
 def check_model(model, dataset, split: str) -> dict:
-    """The report of one model with PINs on one split."""
+    """The report of one model with PINs on one split (see the module's docstring)."""
     truth = dataset.correspondence
     indices = list(dataset.splits[split])
     transforms = dataset.transforms[indices].float()
@@ -125,39 +118,20 @@ def main() -> None:
         "--out", type=Path, default=Path("benchmarks/results/pin-pose-dependence.json")
     )
     args = parser.parse_args()
-    dataset = load_dataset(args.data)
-    if dataset.correspondence is None or not dataset.correspondence.parts:
-        raise SystemExit(f"{args.data} has no labelled ground-truth correspondences")
-    results = []
-    for run in args.runs:
-        row: dict = {"run": str(run), "splits": {}}
-        for split in args.splits:
-            row["splits"][split] = report = check(run, dataset, split)
-            for part in ("body", "skirt"):
-                p = report.get(part)
-                if p:
-                    print(
-                        f"{run} {split} {part}: PIN_c {p['pin_c_rms_cm']:.2f} cm (varying "
-                        f"{p['pin_c_varying_rms_cm']:.2f}), PIN_d {p['pin_d_rms_cm']:.2f} cm (varying "
-                        f"{p['pin_d_varying_rms_cm']:.2f}); pose-varying error across the surface: "
-                        f"skinning {p['lbs_varying_normal_rms_cm']:.2f} cm, chain "
-                        f"{p['ins_varying_normal_rms_cm']:.2f} cm (explained "
-                        f"{p['varying_normal_explained']:.3f}; 3D {p['varying_explained']:.3f})",
-                        flush=True,
-                    )
-        results.append(row)
-    command = "python benchmarks/pin_pose_dependence.py --data DATA " + " ".join(
-        str(r) for r in args.runs
-    )
-    write_json(
-        args.out,
-        {
-            "command": command,
-            "hardware": hardware(torch.device("cpu")),
-            "dataset": str(args.data),
-            "runs": results,
-        },
-    )
+
+    def describe(run: Path, split: str, report: dict) -> list[str]:
+        return [
+            f"{run} {split} {part}: PIN_c {p['pin_c_rms_cm']:.2f} cm (varying "
+            f"{p['pin_c_varying_rms_cm']:.2f}), PIN_d {p['pin_d_rms_cm']:.2f} cm (varying "
+            f"{p['pin_d_varying_rms_cm']:.2f}); pose-varying error across the surface: "
+            f"skinning {p['lbs_varying_normal_rms_cm']:.2f} cm, chain "
+            f"{p['ins_varying_normal_rms_cm']:.2f} cm (explained "
+            f"{p['varying_normal_explained']:.3f}; 3D {p['varying_explained']:.3f})"
+            for part in ("body", "skirt")
+            if (p := report.get(part))
+        ]
+
+    report_runs("pin_pose_dependence.py", args, check_model, describe)
 
 
 if __name__ == "__main__":

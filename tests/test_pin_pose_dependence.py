@@ -12,15 +12,16 @@ from toy_data import toy_body, toy_transforms
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pin_pose_dependence.py"
 
 
-def _script():
+def _script(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # it imports its sibling deformation_check
     spec = importlib.util.spec_from_file_location("pin_pose_dependence", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary() -> None:
-    script = _script()
+def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary(monkeypatch) -> None:
+    script = _script(monkeypatch)
     torch.manual_seed(0)
     model = toy_model("ins", perturb=True).eval()
     vertices = torch.from_numpy(toy_body()[0]).float()

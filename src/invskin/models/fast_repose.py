@@ -80,10 +80,10 @@ def _spline(x: Tensor, raw: Tensor, knots: Tensor, bound: float, work: _Workspac
     coordinates ``(F, R)`` of a coupling, their parameters feature-major ``(F, 3 K - 1, R)``: every
     step runs along contiguous rows of ``R`` values, all coordinates in one operation. ``knots``
     is :func:`_knot_matrix`'s ``(K + 1, K + 1)``: the cumulative sum and the interval's scale and
-    offset of the knot positions in one product, on ``[-bound, bound]``. The bin is found by counting the interior knots
-    below each point (what the reference's ``searchsorted`` returns); the knots and slopes at both
-    ends of each point's bin are gathered at once, and the softplus of the slopes is taken there
-    only."""
+    offset of the knot positions in one product, on ``[-bound, bound]``. The bin is found by
+    counting the interior knots below each point (what the reference's ``searchsorted`` returns);
+    the knots and slopes at both ends of each point's bin are gathered at once, and the softplus of
+    the slopes is taken there only."""
     bins = knots.shape[0] - 1
     nfree = x.shape[0]
 
