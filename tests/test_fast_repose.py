@@ -111,8 +111,9 @@ def test_fast_repose_rejects_bad_input() -> None:
         FastReposer(model, workers=0)
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("bound", [1.5, 0.2])
-def test_fast_repose_matches_reference_with_spline_couplings(bound: float) -> None:
+def test_fast_repose_matches_reference_with_spline_couplings(bound: float, native: bool) -> None:
     # bound 0.2: part of the points lie outside the spline's interval (the identity there).
     from invskin.models.pipeline import reposer_for
 
@@ -129,6 +130,9 @@ def test_fast_repose_matches_reference_with_spline_couplings(bound: float) -> No
     lbs_only.skinning.load_state_dict(model.skinning.state_dict())
     assert (reference - lbs_only.repose(vertices, transforms)).abs().max() > 1e-2
     for chunk_rows, workers in ((97, 2), (1 << 20, 1)):
-        fast = FastReposer(model, chunk_rows, workers).repose(vertices, transforms)
-        torch.testing.assert_close(fast, reference, atol=2e-5, rtol=1e-5)
+        fast = FastReposer(model, chunk_rows, workers, native=native)
+        assert fast.native is native  # True: the C kernel (this machine has a compiler)
+        torch.testing.assert_close(
+            fast.repose(vertices, transforms), reference, atol=2e-5, rtol=1e-5
+        )
     assert reposer_for(model).__self__.__class__ is FastReposer  # what invskin repose runs

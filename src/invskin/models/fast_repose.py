@@ -27,10 +27,14 @@ What is restructured (the numbers are the same up to rounding):
   first rows of the next buffer: contiguous, in place, no separate bias pass. Points are kept as
   three coordinate rows: a coupling reads its fixed coordinates and replaces its free ones without
   gathering or re-stacking.
-- **Spline couplings feature-major** (:func:`_spline`): the rational-quadratic spline of
-  :func:`invskin.nets.pin.rational_quadratic` on ``(K, R)`` rows, a coupling's free coordinates
-  together; the knot positions' cumulative sum is one small product, the bin is found by counting
-  knots, and the knot slopes' softplus is taken at the two knots of each point's bin only.
+- **Spline couplings in one pass of C** (:mod:`invskin.native`, ``spline.c``, compiled on first
+  use): the rational-quadratic spline of :func:`invskin.nets.pin.rational_quadratic` on the
+  feature-major parameters, a block of 64 points at a time kept in cache from the logits to the
+  moved coordinate, vectorised across points. Where no C compiler is found, or with
+  ``native=False``, the same in PyTorch (:func:`_spline`): on ``(K, R)`` rows, a coupling's free
+  coordinates together; the knot positions' cumulative sum is one small product, the bin is found
+  by counting knots, and the knot slopes' softplus is taken at the two knots of each point's bin
+  only.
 - **Chunks through every frame, on worker threads.** Vertices go in chunks of ``chunk_rows``;
   each chunk is pushed through every frame in turn (its buffers allocated once). On CPU, one
   worker thread per core takes whole chunks with single-threaded kernels (torch releases the
@@ -55,6 +59,7 @@ from torch import Tensor, nn
 
 from invskin.geometry import invert_rigid
 from invskin.models.animatable import AnimatableModel
+from invskin.native import RqSpline, rq_spline_kernel, unavailable_reason
 from invskin.nets.mlp import Mlp
 from invskin.nets.pin import PIN, SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, PoseAwareCoupling
 from invskin.nets.skinning_field import blended_transform_grids
@@ -276,7 +281,17 @@ class _FastCoupling:
         if self.spline_knots is not None:
             free = torch.stack([cols[axis] for axis in self.free])
             params = raw.view(len(self.free), -1, raw.shape[-1])  # (F, 3 K - 1, R)
-            moved = _spline(free, params, self.spline_knots, self.spline_bound, work)
+            if work.spline is not None:  # the C kernel (fresh output: cols may hold old ones)
+                moved = work.spline(
+                    free,
+                    params,
+                    torch.empty_like(free),
+                    self.spline_bound,
+                    SPLINE_MIN_BIN,
+                    SPLINE_UNIT_SLOPE,
+                )
+            else:
+                moved = _spline(free, params, self.spline_knots, self.spline_bound, work)
             for k, axis in enumerate(self.free):
                 cols[axis] = moved[k]
             return
@@ -293,10 +308,12 @@ class _FastCoupling:
 class _Workspace:
     """Feature-major buffers reused across the chunks and frames of one call."""
 
-    def __init__(self, rows: int, like: Tensor) -> None:
+    def __init__(self, rows: int, like: Tensor, spline: RqSpline | None = None) -> None:
         self.rows = rows
         self.like = like
         self.buffers: dict = {}
+        self.spline = spline
+        """The C spline kernel for spline couplings, or None for :func:`_spline`."""
 
     def get(self, key, width: int, ones: bool = True) -> Tensor:
         """A contiguous ``(width + 1, R)`` buffer whose last row is ones (set once, never written
@@ -335,6 +352,10 @@ class FastReposer:
     ``chunk_rows`` vertices go through all frames at a time; on CPU, ``workers`` threads (default:
     torch's thread count) each take whole chunks with single-threaded kernels: for the duration of
     such a call torch's (process-wide) thread count is set to 1, and restored afterwards.
+
+    ``native``: spline couplings on CPU run the C kernel of :mod:`invskin.native` (compiled on
+    first use) when True, :func:`_spline` (PyTorch) when False; None (default) takes the kernel
+    where it can be built and PyTorch otherwise. ``self.native`` says which one runs.
     """
 
     def __init__(
@@ -342,6 +363,7 @@ class FastReposer:
         model: AnimatableModel,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         workers: int | None = None,
+        native: bool | None = None,
     ) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
@@ -358,6 +380,17 @@ class FastReposer:
             self.grid_scale = 2.0 / (hi - lo)
             self.pin_c = _FastPIN(model.pin_c) if model.pin_c is not None else None
             self.pin_d = _FastPIN(model.pin_d) if model.pin_d is not None else None
+        couplings = [c for p in (self.pin_c, self.pin_d) if p is not None for c in p.couplings]
+        self.spline = None
+        wanted = self.grid.device.type == "cpu" and native is not False
+        if wanted and any(c.spline_knots is not None for c in couplings):
+            self.spline = rq_spline_kernel()
+            if self.spline is None and native:
+                raise RuntimeError(f"the C spline kernel is unavailable: {unavailable_reason()}")
+        self.native = self.spline is not None
+
+    def _spline_for(self, vertices: Tensor) -> RqSpline | None:
+        return self.spline if vertices.device.type == "cpu" else None
 
     def _blended_transforms(self, cols: list[Tensor], grid: Tensor) -> Tensor:
         """``(12, R)``: the top rows of ``sum_b w_b(x) T_b`` at the points, by one trilinear lookup
@@ -407,7 +440,9 @@ class FastReposer:
         starts = list(range(0, vertices.shape[0], self.chunk_rows))
         workers = min(self.workers, len(starts)) if vertices.device.type == "cpu" else 1
         if workers <= 1:
-            work = _Workspace(min(self.chunk_rows, vertices.shape[0]), vertices)
+            work = _Workspace(
+                min(self.chunk_rows, vertices.shape[0]), vertices, self._spline_for(vertices)
+            )
             for start in starts:
                 self._chunk(vertices, start, plan, out, work)
             return out
@@ -428,7 +463,9 @@ class FastReposer:
         return out
 
     def _chunks(self, vertices: Tensor, starts: list[int], plan: _FramePlan, out: Tensor) -> None:
-        work = _Workspace(min(self.chunk_rows, vertices.shape[0]), vertices)
+        work = _Workspace(
+            min(self.chunk_rows, vertices.shape[0]), vertices, self._spline_for(vertices)
+        )
         for start in starts:
             self._chunk(vertices, start, plan, out, work)
 

@@ -1,0 +1,180 @@
+"""Small C kernels for the CPU fast reposing path, compiled on first use.
+
+Each kernel is one C file beside this module, with a readable PyTorch reference elsewhere in the
+package that the tests compare it with. A kernel is compiled the first time it is asked for (never at
+import) with the system's C compiler (``$CC``, else ``cc``), for this machine's CPU
+(``-march=native``), into ``$INVSKIN_CACHE/native`` (default ``~/.cache/invskin/native``), under a
+name that hashes the source, the compiler's version, the flags and the CPU, so a cache shared between
+machines never hands one machine another's build. The library is written to a temporary file and
+renamed into place, so a failed or concurrent build never leaves a half-written one.
+
+Where no compiler is found, the build fails, or ``INVSKIN_NATIVE=0`` is set, :func:`rq_spline_kernel`
+returns None (and :func:`unavailable_reason` says why): callers fall back to their PyTorch path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-shared", "-fPIC")
+"""Compiler flags. ``-fno-trapping-math`` lets the compiler turn the spline's selects into blends
+(the arithmetic is unchanged: no fast-math reassociation)."""
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL | None] = {}
+_reasons: dict[str, str] = {}
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("INVSKIN_CACHE") or Path.home() / ".cache" / "invskin") / "native"
+
+
+def _cpu_key() -> str:
+    """The CPU's model and feature flags (what ``-march=native`` compiles for)."""
+    lines = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                    lines.append(line.strip())
+                if line.strip() == "" and lines:
+                    break  # the first processor describes them all
+    except OSError:
+        pass
+    return platform.machine() + "\n" + "\n".join(lines)
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC") or "cc")
+
+
+def _build(name: str) -> ctypes.CDLL:
+    """Compile ``name.c`` (if not cached) and load it; raises RuntimeError with the reason."""
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError(f"no C compiler found (looked for {os.environ.get('CC') or 'cc'!r})")
+    source = Path(__file__).with_name(f"{name}.c")
+    text = source.read_bytes()
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise RuntimeError(f"{compiler} --version failed: {error}") from error
+    key = hashlib.sha256(
+        b"\0".join([text, version.encode(), " ".join(FLAGS).encode(), _cpu_key().encode()])
+    ).hexdigest()[:16]
+    folder = _cache_dir()
+    library = folder / f"{name}-{key}.so"
+    if not library.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=folder)
+        os.close(handle)
+        try:
+            result = subprocess.run(
+                [compiler, *FLAGS, "-o", partial, str(source)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"compiling {source.name} failed:\n{result.stderr.strip()}")
+            os.replace(partial, library)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+    return ctypes.CDLL(str(library))  # CDLL: the call releases the interpreter lock
+
+
+def _library(name: str) -> ctypes.CDLL | None:
+    with _lock:
+        if name not in _loaded:
+            if os.environ.get("INVSKIN_NATIVE", "1") == "0":
+                _loaded[name] = None
+                _reasons[name] = "disabled by INVSKIN_NATIVE=0"
+            else:
+                try:
+                    _loaded[name] = _build(name)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+                    _loaded[name] = None
+                    _reasons[name] = str(error)
+        return _loaded[name]
+
+
+def unavailable_reason(name: str = "spline") -> str | None:
+    """Why the kernel ``name`` is not available (None if it is, or was never asked for)."""
+    return _reasons.get(name)
+
+
+class RqSpline:
+    """The C rational-quadratic spline (``spline.c``): :func:`invskin.nets.pin.rational_quadratic`
+    forward, without the log-det, on feature-major rows (see :meth:`__call__`)."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self._fn = library.invskin_rq_spline
+        self._fn.restype = ctypes.c_int
+        self._fn.argtypes = [
+            ctypes.c_long,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_float,
+            ctypes.c_float,
+            ctypes.c_float,
+        ]
+
+    def __call__(
+        self,
+        x: Tensor,
+        raw: Tensor,
+        out: Tensor,
+        bound: float,
+        min_bin: float,
+        unit_slope: float,
+    ) -> Tensor:
+        """Move ``x`` ``(F, R)`` by the splines whose parameters are ``raw`` ``(F, 3 K - 1, R)``
+        (``K`` width logits, ``K`` height logits, ``K - 1`` interior slope logits per coordinate)
+        into ``out`` ``(F, R)``; all float32, contiguous, on the CPU, ``out`` apart from both."""
+        nfree, rows = x.shape
+        bins = (raw.shape[1] + 1) // 3
+        for name, t in (("x", x), ("raw", raw), ("out", out)):
+            if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+                raise ValueError(f"{name} must be a contiguous float32 CPU tensor")
+        if raw.shape != (nfree, 3 * bins - 1, rows) or out.shape != (nfree, rows):
+            raise ValueError(
+                f"shapes x {tuple(x.shape)}, raw {tuple(raw.shape)}, out {tuple(out.shape)} do "
+                "not match (F, R), (F, 3 K - 1, R), (F, R)"
+            )
+        status = self._fn(
+            rows, nfree, bins, x.data_ptr(), raw.data_ptr(), out.data_ptr(), bound, min_bin,
+            unit_slope,
+        )  # fmt: skip
+        if status != 0:
+            raise ValueError(f"the C spline supports 2 to 64 bins, got {bins}")
+        return out
+
+
+_spline: list[RqSpline | None] = []
+
+
+def rq_spline_kernel() -> RqSpline | None:
+    """The C spline, compiled on first use; None where it cannot be (see the module docstring)."""
+    if not _spline:
+        library = _library("spline")
+        with _lock:
+            if not _spline:
+                _spline.append(None if library is None else RqSpline(library))
+    return _spline[0]
