@@ -1,9 +1,10 @@
 """One spline coupling step on CPU, one thread: the reference against the fast path.
 
-Times :func:`invskin.nets.pin.rational_quadratic` (what ``model.repose`` runs, log-det included) and
-:func:`invskin.models.fast_repose._spline` (what ``invskin repose`` runs on CPU) on the same random
-parameters (16 bins, 16,384 points, 1 and 2 free coordinates), median of 30 calls each, and their
-largest difference. Writes one JSON.
+Times :func:`invskin.nets.pin.rational_quadratic` (what ``model.repose`` runs, log-det included),
+:func:`invskin.models.fast_repose._spline` (the fast path's PyTorch spline) and the C kernel of
+:mod:`invskin.native` (what ``invskin repose`` runs on CPU where it can be compiled) on the same
+random parameters (16 bins, 16,384 points, 1 and 2 free coordinates), median of 30 calls each, and
+their largest differences from the reference. Writes one JSON.
 
     python benchmarks/bench_spline_step.py [--out benchmarks/results/spline-step-cpu.json]
 """
@@ -17,9 +18,10 @@ from pathlib import Path
 import torch
 from bench_repose_fast import timed
 
+from invskin import native
 from invskin.bench import hardware, write_json
 from invskin.models.fast_repose import _knot_matrix, _spline, _Workspace
-from invskin.nets.pin import rational_quadratic
+from invskin.nets.pin import SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, rational_quadratic
 
 BINS, ROWS, BOUND = 16, 16_384, 1.5
 
@@ -35,6 +37,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     knots = _knot_matrix(BINS, BOUND, torch.zeros(1))
+    kernel = native.rq_spline_kernel()
     rows = {}
     for nfree in (1, 2):
         raw = 0.3 * torch.randn(nfree, 3 * BINS - 1, ROWS)
@@ -47,17 +50,27 @@ def main() -> None:
         def fast(raw=raw, x=x, work=work):
             return _spline(x, raw, knots, BOUND, work)
 
-        rows[f"free_coordinates={nfree}"] = {
+        out = torch.empty_like(x)
+
+        def in_c(raw=raw, x=x, out=out):
+            return kernel(x, raw, out, BOUND, SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE)
+
+        row = {
             "reference_ms": median_ms(reference),
             "fast_ms": median_ms(fast),
             "max_abs_difference_m": float((reference() - fast()).abs().max()),
         }
+        if kernel is not None:
+            row["native_ms"] = median_ms(in_c)
+            row["native_max_abs_difference_m"] = float((reference() - in_c()).abs().max())
+        rows[f"free_coordinates={nfree}"] = row
         print(nfree, rows[f"free_coordinates={nfree}"])
     write_json(
         args.out,
         {
             "benchmark": "one spline coupling step, reference vs fast path, one thread",
             "hardware": hardware(torch.device("cpu")),
+            "native_kernel_unavailable": native.unavailable_reason(),
             "bins": BINS,
             "points": ROWS,
             "results": rows,

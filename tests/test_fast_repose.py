@@ -136,3 +136,23 @@ def test_fast_repose_matches_reference_with_spline_couplings(bound: float, nativ
             fast.repose(vertices, transforms), reference, atol=2e-5, rtol=1e-5
         )
     assert reposer_for(model).__self__.__class__ is FastReposer  # what invskin repose runs
+
+
+def test_fast_repose_without_the_c_kernel_warns_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No compiler: a warning that says why, and the PyTorch spline, still equal to the reference.
+    from invskin.models import fast_repose
+
+    monkeypatch.setattr(fast_repose, "rq_spline_kernel", lambda: None)
+    monkeypatch.setattr(fast_repose, "unavailable_reason", lambda: "no C compiler found")
+    torch.manual_seed(3)
+    model = perturbed_model("ins", replace(PRESET_LIKE, pin_coupling="spline", pin_spline_bins=4))
+    with pytest.warns(UserWarning, match="PyTorch spline.*no C compiler found"):
+        fast = FastReposer(model)
+    assert not fast.native
+    with pytest.raises(RuntimeError, match="unavailable: no C compiler found"):
+        FastReposer(model, native=True)
+    vertices = torch.from_numpy(toy_body()[0]).float()
+    transforms = posed_frames()
+    torch.testing.assert_close(
+        fast.repose(vertices, transforms), model.repose(vertices, transforms), atol=2e-5, rtol=1e-5
+    )

@@ -50,6 +50,7 @@ width, ``f`` Fourier features.
 from __future__ import annotations
 
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ from invskin.nets.mlp import Mlp
 from invskin.nets.pin import PIN, SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, PoseAwareCoupling
 from invskin.nets.skinning_field import blended_transform_grids
 
-DEFAULT_CHUNK_ROWS = 16_384
+DEFAULT_CHUNK_ROWS = 4_096
 """Vertices per chunk; ``benchmarks/bench_repose_fast.py --sweep`` measures others on a machine."""
 
 
@@ -385,8 +386,15 @@ class FastReposer:
         wanted = self.grid.device.type == "cpu" and native is not False
         if wanted and any(c.spline_knots is not None for c in couplings):
             self.spline = rq_spline_kernel()
+            reason = unavailable_reason()
             if self.spline is None and native:
-                raise RuntimeError(f"the C spline kernel is unavailable: {unavailable_reason()}")
+                raise RuntimeError(f"the C spline kernel is unavailable: {reason}")
+            if self.spline is None and reason is not None and "INVSKIN_NATIVE" not in reason:
+                warnings.warn(
+                    f"reposing runs the slower PyTorch spline: the C spline "
+                    f"kernel is unavailable: {reason}. Install a C compiler (cc or $CC) to build it",
+                    stacklevel=2,
+                )
         self.native = self.spline is not None
 
     def _spline_for(self, vertices: Tensor) -> RqSpline | None:
