@@ -184,6 +184,55 @@ def test_grid_fast_path_finds_the_same_roots_as_the_mlp() -> None:
     assert (reference.points - fast.points).norm(dim=-1)[both].max() < 5e-3
 
 
+def test_c_root_finder_matches_the_pytorch_search() -> None:
+    # inverse_lbs with pre-blended grids: the C search (native) against broyden in PyTorch, on
+    # rows of two frames, some queries beyond the grid's bounds, one frame whose roots are the
+    # starting points (rows that never iterate), and a search cut short (max_steps).
+    from invskin import native
+
+    assert native.broyden_lbs_kernel() is not None, native.unavailable_reason("broyden")
+    torch.manual_seed(3)
+    bounds = torch.tensor([[-1.0, -1.0, -0.3], [1.0, 1.0, 0.3]])
+    grid = SkinningGrid.from_field(bar_weights, bounds, (40, 12, 8))
+    transforms = bent_bar([math.radians(60), 0.0, math.radians(-30)])
+    canonical = bar_points(3, 500)
+    canonical[0, :50] *= 1.6  # beyond the bounds: border values
+    posed = lbs(canonical, bar_weights(canonical), transforms)
+    for steps in (30, 3):
+        args = (posed, grid, transforms, [0, 1])
+        c = inverse_lbs(*args, max_steps=steps, pre_blend=True, native=True)
+        torch_search = inverse_lbs(*args, max_steps=steps, pre_blend=True, native=False)
+        assert (c.valid == torch_search.valid).float().mean() > 0.995
+        both = c.valid & torch_search.valid
+        assert both.float().mean() > (0.5 if steps > 3 else 0.05)
+        assert (c.points - torch_search.points).norm(dim=-1)[both].max() < 1e-4
+        torch.testing.assert_close(c.residual_norm, torch_search.residual_norm, atol=1e-4, rtol=0)
+        assert (c.residual_norm[c.valid] < 1e-5).all()
+    # The identity frame: every start is a root, the search returns it and J^-1 = I untouched.
+    c = inverse_lbs(posed, grid, transforms, [0, 1], pre_blend=True, native=True)
+    assert c.valid[1].all()
+    torch.testing.assert_close(c.points[1], posed[1][:, None].expand(-1, 2, -1))
+    torch.testing.assert_close(c.inverse_jacobian[1], torch.eye(3).expand(500, 2, 3, 3))
+
+
+def test_c_root_finder_rejects_what_it_cannot_run() -> None:
+    from invskin import native
+
+    transforms = bent_bar([0.5])
+    posed = bar_points(1, 10)
+    with pytest.raises(ValueError, match="needs pre_blend"):
+        inverse_lbs(posed, bar_weights, transforms, [0, 1], pre_blend=True, native=True)
+    kernel = native.broyden_lbs_kernel()
+    table, x = torch.zeros(2 * 2 * 2 * 2, 12), torch.zeros(4, 3)
+    lo, hi, frame = -torch.ones(3), torch.ones(3), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="outside the grid's frames"):
+        kernel(table, (2, 2, 2), lo, hi, frame + 2, x, x, 5, 1e-5, 1.0)
+    with pytest.raises(ValueError, match="is not"):
+        kernel(table[:, :9].contiguous(), (2, 2, 2), lo, hi, frame, x, x, 5, 1e-5, 1.0)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kernel(table.double(), (2, 2, 2), lo, hi, frame, x, x, 5, 1e-5, 1.0)
+
+
 # ----------------------------------------------------------------------- init bones
 
 

@@ -9,7 +9,8 @@ machines never hands one machine another's build. The library is written to a te
 renamed into place, so a failed or concurrent build never leaves a half-written one.
 
 Where no compiler is found, the build fails, or ``INVSKIN_NATIVE=0`` is set, :func:`rq_spline_kernel`
-returns None (and :func:`unavailable_reason` says why): callers fall back to their PyTorch path.
+and :func:`broyden_lbs_kernel` return None (and :func:`unavailable_reason` says why): callers fall
+back to their PyTorch path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -113,7 +115,8 @@ def _library(name: str) -> ctypes.CDLL | None:
 
 
 def unavailable_reason(name: str = "spline") -> str | None:
-    """Why the kernel ``name`` is not available (None if it is, or was never asked for)."""
+    """Why the kernel ``name`` (``"spline"``, ``"broyden"``) is not available (None if it is, or
+    was never asked for)."""
     return _reasons.get(name)
 
 
@@ -165,6 +168,97 @@ class RqSpline:
         if status != 0:
             raise ValueError(f"the C spline supports 2 to 64 bins, got {bins}")
         return out
+
+
+class BroydenLbs:
+    """The C root finder (``broyden.c``): :func:`invskin.solvers.broyden_solver.broyden` on the
+    residual ``LBS(x) - target`` read from a :class:`invskin.nets.skinning_field.BlendedTransformGrid`,
+    one row at a time (see :meth:`__call__`)."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self._fn = library.invskin_broyden_lbs
+        self._fn.restype = None
+        pointer, long = ctypes.c_void_p, ctypes.c_long
+        self._fn.argtypes = [long, pointer, long, long, long, pointer, pointer, pointer, pointer]
+        self._fn.argtypes += [pointer, ctypes.c_int, ctypes.c_float, ctypes.c_float]
+        self._fn.argtypes += [pointer, pointer, pointer]
+
+    def __call__(
+        self,
+        table: Tensor,
+        sizes: tuple[int, int, int],
+        lo: Tensor,
+        hi: Tensor,
+        frame: Tensor,
+        target: Tensor,
+        x0: Tensor,
+        max_steps: int,
+        cvg_thresh: float,
+        dvg_thresh: float,
+        workers: int = 1,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Roots of ``LBS(x) = target`` from ``x0`` ``(R, 3)`` for rows of frames ``frame`` ``(R,)``
+        (int64) in the grid ``table`` ``(B * nz * ny * nx, 12)`` of ``sizes`` ``(nx, ny, nz)`` nodes
+        over ``[lo, hi]``: ``(best x (R, 3), best residual norm (R,), final J^-1 (R, 3, 3))``. Rows
+        are split into ``workers`` contiguous parts run on as many threads."""
+        tensors = {"table": table, "lo": lo, "hi": hi, "target": target, "x0": x0}
+        for name, t in tensors.items():
+            if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+                raise ValueError(f"{name} must be a contiguous float32 CPU tensor")
+        if frame.dtype != torch.int64 or not frame.is_contiguous():
+            raise ValueError("frame must be a contiguous int64 tensor")
+        rows = x0.shape[0]
+        nx, ny, nz = sizes
+        if table.shape[1:] != (12,) or table.shape[0] % (nx * ny * nz) != 0:
+            raise ValueError(f"table {tuple(table.shape)} is not (B * {nz} * {ny} * {nx}, 12)")
+        if x0.shape != (rows, 3) or target.shape != (rows, 3) or frame.shape != (rows,):
+            raise ValueError("x0, target and frame must be (R, 3), (R, 3) and (R,)")
+        if rows and (int(frame.min()) < 0 or int(frame.max()) >= table.shape[0] // (nx * ny * nz)):
+            raise ValueError("frame holds an index outside the grid's frames")
+        best_x = torch.empty_like(x0)
+        best_norm = x0.new_empty(rows)
+        jac_inv = x0.new_empty(rows, 3, 3)
+
+        def run(start: int, stop: int) -> None:
+            self._fn(
+                stop - start, table.data_ptr(), nx, ny, nz, lo.data_ptr(), hi.data_ptr(),
+                frame[start:].data_ptr(), target[start:].data_ptr(), x0[start:].data_ptr(),
+                max_steps, cvg_thresh, dvg_thresh, best_x[start:].data_ptr(),
+                best_norm[start:].data_ptr(), jac_inv[start:].data_ptr(),
+            )  # fmt: skip
+
+        bounds = [rows * w // max(workers, 1) for w in range(max(workers, 1) + 1)]
+        if workers <= 1 or rows < 2 * workers:
+            run(0, rows)
+        else:
+            futures = [_pool(workers).submit(run, a, b) for a, b in zip(bounds, bounds[1:])]
+            for future in futures:
+                future.result()
+        return best_x, best_norm, jac_inv
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="invskin-native")
+        return _pools[workers]
+
+
+_broyden: list[BroydenLbs | None] = []
+
+
+def broyden_lbs_kernel() -> BroydenLbs | None:
+    """The C root finder, compiled on first use; None where it cannot be (see the module
+    docstring)."""
+    if not _broyden:
+        library = _library("broyden")
+        with _lock:
+            if not _broyden:
+                _broyden.append(None if library is None else BroydenLbs(library))
+    return _broyden[0]
 
 
 _spline: list[RqSpline | None] = []

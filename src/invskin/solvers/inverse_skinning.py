@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Bool, Float
@@ -33,7 +34,11 @@ from torch import Tensor
 
 from invskin.body import Skeleton
 from invskin.geometry import invert_affine, lbs, lbs_jacobian
-from invskin.solvers.broyden_solver import broyden
+from invskin.native import BroydenLbs, broyden_lbs_kernel, unavailable_reason
+from invskin.solvers.broyden_solver import RootResult, broyden
+
+if TYPE_CHECKING:
+    from invskin.nets.skinning_field import BlendedTransformGrid
 
 WeightFn = Callable[[Tensor], Tensor]
 
@@ -142,13 +147,17 @@ def inverse_lbs(
     cvg_thresh: float = 1e-5,
     dvg_thresh: float = 1.0,
     pre_blend: bool = False,
+    native: bool | None = None,
 ) -> InverseSkinningResult:
     """All canonical candidates ``x`` with ``LBS(x) = x_d``, one search per initial bone.
 
     With ``pre_blend`` and a weight field that offers ``pre_blend(transforms)`` (a
     :class:`invskin.nets.SkinningGrid`), the residual reads per-frame grids of blended transforms
     (12 channels, only the row's own frame) instead of blending ``J`` weights for every frame: the
-    same roots up to float rounding, fewer operations.
+    same roots up to float rounding, fewer operations. There, on CPU in float32, the whole search
+    runs in the C root finder of :mod:`invskin.native` (the same iteration, one row at a time, on
+    torch's thread count) unless ``native`` is False or the kernel cannot be built; ``native=True``
+    requires it.
     """
     if len(init_bones) == 0:
         raise ValueError("init_bones is empty: pass at least one bone (see default_init_bones)")
@@ -183,18 +192,27 @@ def inverse_lbs(
             return (a[..., :3] @ x[..., None])[..., 0] + a[..., 3] - target[rows]
 
         flat_x0 = x0.reshape(-1, 3)
-        all_rows = torch.arange(flat_x0.shape[0], device=flat_x0.device)
-        jac_inv0, info = torch.linalg.inv_ex(blended(flat_x0, all_rows)[..., :3])
-        eye = torch.eye(3, dtype=jac_inv0.dtype, device=jac_inv0.device)
-        jac_inv0 = torch.where((info == 0)[:, None, None], jac_inv0, eye)
-        roots = broyden(
-            residual,
-            flat_x0,
-            jac_inv0,
-            max_steps=max_steps,
-            cvg_thresh=cvg_thresh,
-            dvg_thresh=dvg_thresh,
-        )
+        kernel = _native_root_finder(grids, flat_x0, native)
+        if kernel is not None:  # the same search in C (grids is not None there)
+            x, norm, jac_inv = kernel(
+                grids.table.contiguous(), grids.sizes, grids.lo.contiguous(),
+                grids.hi.contiguous(), frame, target.contiguous(), flat_x0.contiguous(),
+                max_steps, cvg_thresh, dvg_thresh, workers=torch.get_num_threads(),
+            )  # fmt: skip
+            roots = RootResult(x, norm, norm < cvg_thresh, jac_inv)
+        else:
+            all_rows = torch.arange(flat_x0.shape[0], device=flat_x0.device)
+            jac_inv0, info = torch.linalg.inv_ex(blended(flat_x0, all_rows)[..., :3])
+            eye = torch.eye(3, dtype=jac_inv0.dtype, device=jac_inv0.device)
+            jac_inv0 = torch.where((info == 0)[:, None, None], jac_inv0, eye)
+            roots = broyden(
+                residual,
+                flat_x0,
+                jac_inv0,
+                max_steps=max_steps,
+                cvg_thresh=cvg_thresh,
+                dvg_thresh=dvg_thresh,
+            )
     shape = (num_frames, num_points, k)
     return InverseSkinningResult(
         points=roots.x.reshape(*shape, 3),
@@ -202,6 +220,24 @@ def inverse_lbs(
         residual_norm=roots.residual_norm.reshape(shape),
         inverse_jacobian=roots.inverse_jacobian.reshape(*shape, 3, 3),
     )
+
+
+def _native_root_finder(
+    grids: BlendedTransformGrid | None, x0: Tensor, native: bool | None
+) -> BroydenLbs | None:
+    """The C root finder where it applies (pre-blended grids, CPU, float32) and is wanted."""
+    if native is False:
+        return None
+    applies = grids is not None and x0.device.type == "cpu" and x0.dtype == torch.float32
+    applies = applies and grids.table.dtype == torch.float32
+    if not applies:
+        if native:
+            raise ValueError("the C root finder needs pre_blend, a grid field, CPU and float32")
+        return None
+    kernel = broyden_lbs_kernel()
+    if kernel is None and native:
+        raise RuntimeError(f"the C root finder is unavailable: {unavailable_reason('broyden')}")
+    return kernel
 
 
 def pointwise_jacobian(
