@@ -1,6 +1,7 @@
 """The C kernels of ``invskin.native`` against their PyTorch references, and how they are built."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -102,3 +103,30 @@ def test_disabled_by_environment(tmp_path) -> None:
         check=True,
     ).stdout  # fmt: skip
     assert out.strip() == "None disabled by INVSKIN_NATIVE=0"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_root_finder_threads_work_in_a_forked_child() -> None:
+    # The worker pool is made in the parent; a forked child must get its own, not hang on it.
+    kernel = native.broyden_lbs_kernel()
+    assert kernel is not None, native.unavailable_reason("broyden")
+    table = torch.zeros(8, 12)
+    table[:, 0] = table[:, 5] = table[:, 10] = 1.0  # the identity transform at every node
+    lo, hi = -torch.ones(3), torch.ones(3)
+    x = torch.rand(64, 3) - 0.5
+    frame = torch.zeros(64, dtype=torch.long)
+
+    def solve() -> torch.Tensor:
+        return kernel(table, (2, 2, 2), lo, hi, frame, x, x + 0.01, 10, 1e-6, 1.0, workers=2)[0]
+
+    torch.testing.assert_close(solve(), x)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the threaded solve finishes (within 30 s) and is right
+        ok = False
+        try:
+            signal.alarm(30)  # a hung child is killed by SIGALRM
+            ok = torch.allclose(solve(), x, atol=1e-6)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -238,6 +238,8 @@ class BroydenLbs:
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
