@@ -215,6 +215,27 @@ def test_c_root_finder_matches_the_pytorch_search() -> None:
     torch.testing.assert_close(c.inverse_jacobian[1], torch.eye(3).expand(500, 2, 3, 3))
 
 
+def test_without_the_c_root_finder_training_warns_and_searches_in_pytorch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from invskin.solvers import inverse_skinning
+
+    monkeypatch.setattr(inverse_skinning, "broyden_lbs_kernel", lambda: None)
+    monkeypatch.setattr(inverse_skinning, "unavailable_reason", lambda name: "no C compiler found")
+    grid = SkinningGrid.from_field(
+        bar_weights, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), (9, 9, 9)
+    )
+    transforms = bent_bar([0.5])
+    canonical = bar_points(1, 50)
+    posed = lbs(canonical, bar_weights(canonical), transforms)
+    with pytest.warns(UserWarning, match="PyTorch search.*no C compiler found"):
+        roots = inverse_lbs(posed, grid, transforms, [0, 1], pre_blend=True)
+    expected = inverse_lbs(posed, grid, transforms, [0, 1], pre_blend=True, native=False)
+    torch.testing.assert_close(roots.points, expected.points)
+    with pytest.raises(RuntimeError, match="unavailable: no C compiler found"):
+        inverse_lbs(posed, grid, transforms, [0, 1], pre_blend=True, native=True)
+
+
 def test_c_root_finder_rejects_what_it_cannot_run() -> None:
     from invskin import native
 

@@ -24,6 +24,7 @@ Shape legend: ``B`` frames, ``N`` points, ``J`` bones, ``K`` root candidates (in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -235,8 +236,15 @@ def _native_root_finder(
             raise ValueError("the C root finder needs pre_blend, a grid field, CPU and float32")
         return None
     kernel = broyden_lbs_kernel()
+    reason = unavailable_reason("broyden")
     if kernel is None and native:
-        raise RuntimeError(f"the C root finder is unavailable: {unavailable_reason('broyden')}")
+        raise RuntimeError(f"the C root finder is unavailable: {reason}")
+    if kernel is None and reason is not None and "INVSKIN_NATIVE" not in reason:
+        warnings.warn(
+            f"root finding runs the slower PyTorch search: the C root finder is unavailable: "
+            f"{reason}. Install a C compiler (cc or $CC) to build it",
+            stacklevel=3,
+        )
     return kernel
 
 
