@@ -236,6 +236,23 @@ def test_without_the_c_root_finder_training_warns_and_searches_in_pytorch(
         inverse_lbs(posed, grid, transforms, [0, 1], pre_blend=True, native=True)
 
 
+def test_c_root_finder_survives_nan_and_infinite_points() -> None:
+    # A diverged network can hand the search NaN or infinite points: those rows come back invalid
+    # (no crash, no read outside the grid), the others are solved as usual.
+    transforms = bent_bar([0.7])
+    grid = SkinningGrid.from_field(
+        bar_weights, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), (9, 9, 9)
+    )
+    canonical = bar_points(1, 40)
+    posed = lbs(canonical, bar_weights(canonical), transforms)
+    posed[0, :3] = torch.tensor([[float("nan")] * 3, [float("inf")] * 3, [-float("inf"), 0.0, 0.0]])
+    roots = inverse_lbs(posed, grid, transforms, [0, 1], pre_blend=True, native=True)
+    assert not roots.valid[0, :3].any()
+    clean = inverse_lbs(posed[:, 3:], grid, transforms, [0, 1], pre_blend=True, native=True)
+    assert torch.equal(roots.valid[:, 3:], clean.valid)
+    torch.testing.assert_close(roots.points[:, 3:], clean.points)
+
+
 def test_c_root_finder_rejects_what_it_cannot_run() -> None:
     from invskin import native
 

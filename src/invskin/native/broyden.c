@@ -34,7 +34,8 @@ static void lookup(const Grid *g, long f, const float p[3], float a[12]) {
     long cell[3];
     for (int d = 0; d < 3; ++d) {
         float u = (p[d] - g->lo[d]) / g->span[d] * g->size[d];
-        u = u < 0.0f ? 0.0f : (u > g->size[d] ? g->size[d] : u);
+        u = u > 0.0f ? u : 0.0f; /* NaN -> 0: never an index outside the grid */
+        u = u < g->size[d] ? u : g->size[d];
         float c = floorf(u);
         c = c > g->size[d] - 1.0f ? g->size[d] - 1.0f : c;
         t[d] = u - c;
