@@ -127,6 +127,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # about 3 cm of the body) held at 1 or 0.1 throughout instead of fading to 0.01 over the warm-up.
     "prior-held": {"losses": {"skinning_prior": Ramp(1.0, 1.0)}},
     "prior-held-0.1": {"losses": {"skinning_prior": lambda total: _prior_fading(total, 0.1)}},
+    # Seventh session: today's preset with 8 frames of 256 points per step instead of 2 of 1,024
+    # (the same posed samples per step): more poses to contrast in each gradient.
+    "frames-8": {"train": {"batch_frames": 8, "points_per_frame": 256}},
 }
 
 
