@@ -130,3 +130,26 @@ def test_root_finder_threads_work_in_a_forked_child() -> None:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_concurrent_first_builds_share_one_library(tmp_path) -> None:
+    # Two processes (say two torchrun ranks) building into the same empty cache at once: both load
+    # a working kernel, and the cache holds one library and no partial file.
+    code = (
+        "import torch\n"
+        "from invskin import native\n"
+        "k = native.rq_spline_kernel()\n"
+        "assert k is not None, native.unavailable_reason()\n"
+        "x = torch.zeros(1, 8)\n"
+        "k(x, torch.zeros(1, 47, 8), torch.empty_like(x), 1.0, 1e-3, 0.5)\n"
+    )
+    env = dict(os.environ, INVSKIN_CACHE=str(tmp_path), INVSKIN_NATIVE="1")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    files = sorted(p.name for p in (tmp_path / "native").iterdir())
+    assert len(files) == 1 and files[0].startswith("spline-") and files[0].endswith(".so"), files
