@@ -1,4 +1,5 @@
-"""Small C kernels for the CPU fast reposing path, compiled on first use.
+"""Small C kernels for the CPU fast paths (the reposing spline, the training root finder), compiled
+on first use.
 
 Each kernel is one C file beside this module, with a readable PyTorch reference elsewhere in the
 package that the tests compare it with. A kernel is compiled the first time it is asked for (never at
@@ -30,8 +31,9 @@ import torch
 from torch import Tensor
 
 FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-shared", "-fPIC")
-"""Compiler flags. ``-fno-trapping-math`` lets the compiler turn the spline's selects into blends
-(the arithmetic is unchanged: no fast-math reassociation)."""
+"""Compiler flags. ``-fno-trapping-math`` lets the compiler turn the spline's selects into blends.
+No fast-math: no reassociation and no assumption that values are finite (the compiler may still fuse
+a multiply and an add, so results differ from PyTorch's by rounding)."""
 
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}
