@@ -37,13 +37,17 @@ from invskin.training.presets import make_preset
 
 
 def fresh_model(
-    data: Path, vertices: int, seed: int, pin_coupling: str | None = None
+    data: Path,
+    vertices: int,
+    seed: int,
+    pin_coupling: str | None = None,
+    preset: str = "cpu-quick",
 ) -> tuple[AnimatableModel, torch.Tensor]:
-    """The ``cpu-quick`` ins network for the dataset's skeleton, parameters perturbed; its PINs'
+    """The ``preset`` ins network for the dataset's skeleton, parameters perturbed; its PINs'
     couplings ``pin_coupling`` (None: the preset's)."""
     dataset = load_dataset(data)
     torch.manual_seed(seed)
-    config = make_preset("cpu-quick", "ins").model
+    config = make_preset(preset, "ins").model
     if pin_coupling is not None:
         config = replace(config, pin_coupling=pin_coupling)
     model = build_model(config, dataset.skeleton, dataset.prior)
