@@ -9,7 +9,11 @@ fresh, i.e. the identity) and trains, for each ``--fit``:
 
 - ``skinning``: the skinning field alone (what a skinning-only method could reach);
 - ``pins``: PIN_c and PIN_d alone, the skinning field frozen;
-- ``skinning+pins``: all of them.
+- ``skinning+pins``: all of them;
+- ``pins-occupancy``: PIN_c and PIN_d alone, skinning and shape frozen, trained not on the ground
+  truth but on what training sees (the ``cpu-quick`` preset's losses and batches of posed points and
+  occupancy): whether occupancy, with nothing else left to adapt, teaches the PINs what skinning
+  misses.
 
 The PINs have the sizes of the ``--start`` run's configuration (the ``cpu-quick`` preset's for a
 ``cpu-quick`` run), with affine couplings unless ``--pin-coupling spline``. ``--steps`` Adam steps at ``--lr``, 2 training frames x 2048 ground-truth
@@ -34,10 +38,13 @@ from pin_pose_dependence import check_model
 
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
+from invskin.data.samples import SampleConfig
 from invskin.models.config import method_config
 from invskin.models.run import build_model, load_run
+from invskin.training.presets import make_preset
+from invskin.training.run import training_data
 
-FITS = ("skinning", "pins", "skinning+pins")
+FITS = ("skinning", "pins", "skinning+pins", "pins-occupancy")
 BATCH_FRAMES, BATCH_VERTICES = 2, 2048
 STRIDES = {"train": 8, "test-within": 2, "test-out": 2}
 
@@ -66,8 +73,39 @@ def errors(model, dataset, parts: dict[str, slice]) -> dict:
     return result
 
 
+def fit_occupancy(model, dataset, steps: int, lr: float, seed: int) -> float:
+    """Train PIN_c and PIN_d alone (skinning and shape frozen) on what training sees: the
+    ``cpu-quick`` preset's losses (its weights at the last step) on its batches of posed points and
+    occupancy from the ``train`` scans. Returns seconds."""
+    preset = make_preset("cpu-quick", "ins")
+    weights, train = preset.train.loss_weights, preset.train
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = list(model.pin_c.parameters()) + list(model.pin_d.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    data = training_data(dataset.split("train"), SampleConfig(), progress=False)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    tic = time.perf_counter()
+    for _ in range(steps):
+        batch = data.batch(
+            generator, train.batch_frames, train.points_per_frame, torch.device("cpu")
+        )
+        losses = model.losses(*batch, train.steps - 1)
+        total = sum(weights.weight(k, train.steps - 1) * v for k, v in losses.items())
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    model.eval()
+    return time.perf_counter() - tic
+
+
 def fit(model, dataset, which: str, steps: int, lr: float, seed: int) -> float:
     """Train the named parts of ``model`` on ground-truth correspondences; returns seconds."""
+    if which == "pins-occupancy":
+        return fit_occupancy(model, dataset, steps, lr, seed)
     for p in model.parameters():
         p.requires_grad_(False)
     params = []
