@@ -39,3 +39,24 @@ def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary(monkeypat
     offset = np.broadcast_to(np.array([0.01, -0.02, 0.03]), (4, 5, 3))
     assert np.abs(script._varying(offset)).max() < 1e-12
     assert abs(script._rms_cm(np.full((2, 3, 3), 0.01)) - 100 * np.sqrt(3) * 0.01) < 1e-9
+
+
+def test_pin_capacity_occupancy_fit_trains_the_pins_alone(monkeypatch, tmp_path) -> None:
+    # benchmarks/pin_capacity.py --fit pins-occupancy: the PINs move, the skinning field and the
+    # shape network stay exactly as they were.
+    from invskin.data.format import load_dataset
+    from toy_data import make_toy_dataset
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("pin_capacity", SCRIPT.parent / "pin_capacity.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    dataset = load_dataset(make_toy_dataset(tmp_path / "toy"))
+    torch.manual_seed(0)
+    model = toy_model("ins", perturb=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    script.fit_occupancy(model, dataset, steps=2, lr=1e-2, seed=0)
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("pin_c.", "pin_d.")) for k in moved), moved
+    assert any(k.startswith("pin_c.") for k in moved) and any(k.startswith("pin_d.") for k in moved)
