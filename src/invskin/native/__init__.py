@@ -251,28 +251,24 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _pools[workers]
 
 
-_broyden: list[BroydenLbs | None] = []
+_kernels: dict[str, RqSpline | BroydenLbs | None] = {}
+
+
+def _kernel(name: str, wrapper: type) -> RqSpline | BroydenLbs | None:
+    """The kernel ``name`` wrapped once per process (None where it cannot be built)."""
+    if name not in _kernels:
+        library = _library(name)
+        with _lock:
+            _kernels.setdefault(name, None if library is None else wrapper(library))
+    return _kernels[name]
 
 
 def broyden_lbs_kernel() -> BroydenLbs | None:
     """The C root finder, compiled on first use; None where it cannot be (see the module
     docstring)."""
-    if not _broyden:
-        library = _library("broyden")
-        with _lock:
-            if not _broyden:
-                _broyden.append(None if library is None else BroydenLbs(library))
-    return _broyden[0]
-
-
-_spline: list[RqSpline | None] = []
+    return _kernel("broyden", BroydenLbs)
 
 
 def rq_spline_kernel() -> RqSpline | None:
     """The C spline, compiled on first use; None where it cannot be (see the module docstring)."""
-    if not _spline:
-        library = _library("spline")
-        with _lock:
-            if not _spline:
-                _spline.append(None if library is None else RqSpline(library))
-    return _spline[0]
+    return _kernel("spline", RqSpline)
