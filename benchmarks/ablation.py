@@ -130,6 +130,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Seventh session: today's preset with 8 frames of 256 points per step instead of 2 of 1,024
     # (the same posed samples per step): more poses to contrast in each gradient.
     "frames-8": {"train": {"batch_frames": 8, "points_per_frame": 256}},
+    # Seventh session: PIN_d's displacement charged 1000 at posed samples with a root within 2 cm
+    # of the body prior (a 3 mm shift costs about 0.01): PIN_d kept off the skin.
+    "pin-d-body": {
+        "pin_d_body_margin": 0.02,
+        "losses": {"pin_d_body_displacement": Ramp(1000.0, 1000.0)},
+    },
 }
 
 

@@ -455,3 +455,27 @@ def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
         everything["pin_c_body_displacement"], everything["pin_c_displacement"]
     )
     assert float(losses(1e-9)["pin_c_body_displacement"]) == 0.0  # no candidate is that close
+
+
+def test_pin_d_body_displacement_counts_the_samples_with_a_root_on_the_skin() -> None:
+    torch.manual_seed(7)
+    model = toy_model("ins", perturb=True)
+    transforms = toy_transforms([0.2, 0.6])
+    points = torch.randn(2, 64, 3) * 0.3 + torch.tensor([0.0, 0.5, 0.0])
+    occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
+
+    def losses(margin: float) -> dict[str, torch.Tensor]:
+        model.config = replace(model.config, pin_d_body_margin=margin)
+        torch.manual_seed(8)
+        return model.losses(points, occupancy, transforms, step=0)
+
+    assert "pin_d_body_displacement" not in losses(0.0)
+    everything = losses(100.0)  # every sample with a valid root counts
+    query = model.query(points, transforms)
+    with_root = query.valid.any(-1).float()
+    expected = (query.pin_d_displacement * with_root).sum() / with_root.sum()
+    assert float(expected) > 0
+    torch.testing.assert_close(everything["pin_d_body_displacement"], expected)
+    assert float(losses(1e-9)["pin_d_body_displacement"]) == 0.0  # no root is that close
+    everything["pin_d_body_displacement"].backward()  # it reaches PIN_d's parameters
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.pin_d.parameters())

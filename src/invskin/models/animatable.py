@@ -559,6 +559,14 @@ class AnimatableModel(nn.Module):
             losses["pin_c_body_displacement"] = (
                 query.pin_c_displacement * on_body
             ).sum() / on_body.sum().clamp(min=1.0)
+        if self.pin_d is not None and self.config.pin_d_body_margin > 0:
+            # PIN_d's displacement at posed samples one of whose valid roots is on the skin.
+            distance = self._prior_vertex_lookup().query(query.candidates)[0]
+            near = (distance <= self.config.pin_d_body_margin) & query.valid
+            on_body = near.any(-1).float()
+            losses["pin_d_body_displacement"] = (
+                query.pin_d_displacement * on_body
+            ).sum() / on_body.sum().clamp(min=1.0)
         if self.pin_c is not None:
             losses["pin_c_displacement"] = (
                 query.pin_c_displacement * valid

@@ -90,6 +90,11 @@ class ModelConfig:
     the nearest vertex of the body prior: clothing away from the skin (0: everywhere). With a
     margin, the loss ``pin_c_body_displacement`` (PIN_c's squared displacement at the candidates
     within the margin) is also computed, so a schedule can hold the skin still."""
+    pin_d_body_margin: float = 0.0
+    """With a positive margin (metres), the loss ``pin_d_body_displacement`` is computed: PIN_d's
+    squared displacement at the posed samples that have a valid canonical candidate within the
+    margin of the body prior's nearest vertex (the skin), so a schedule can keep PIN_d off the body
+    (0: not computed)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
