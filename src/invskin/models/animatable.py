@@ -135,6 +135,12 @@ def pose_condition(transforms: Float[Tensor, "*b j 4 4"], parents: tuple[int, ..
     return rotation_6d_offset(rel[..., :3, :3]).flatten(-2)
 
 
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` where ``mask`` holds (0 where it holds nowhere)."""
+    mask = mask.float()
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 class AnimatableModel(nn.Module):
     """Canonical occupancy + skinning field + optional PINs; see the module docstring."""
 
@@ -549,28 +555,23 @@ class AnimatableModel(nn.Module):
             losses["lbs_fold"] = fold.sum() / count.numel()
         if self.config.surface_stretch is not None:
             losses["surface_stretch"] = self.surface_stretch(query, transforms, field)
-        valid = query.valid.float()
         margin = self.config.surface_stretch_body_margin
-        if self.pin_c is not None and self.config.surface_stretch is not None and margin > 0:
+        pin_c_body = (
+            self.pin_c is not None and self.config.surface_stretch is not None and margin > 0
+        )
+        pin_d_body = self.pin_d is not None and self.config.pin_d_body_margin > 0
+        if pin_c_body or pin_d_body:  # each candidate's distance to the skin, queried once
+            skin = self._prior_vertex_lookup().query(query.candidates)[0]
+        if pin_c_body:
             # PIN_c's displacement where the skin is (within the margin of the body prior), apart.
-            distance = self._prior_vertex_lookup().query(query.candidates)[0]
-            on_body = (distance <= margin) & query.valid
-            on_body = on_body.float()
-            losses["pin_c_body_displacement"] = (
-                query.pin_c_displacement * on_body
-            ).sum() / on_body.sum().clamp(min=1.0)
-        if self.pin_d is not None and self.config.pin_d_body_margin > 0:
+            on_body = (skin <= margin) & query.valid
+            losses["pin_c_body_displacement"] = _masked_mean(query.pin_c_displacement, on_body)
+        if pin_d_body:
             # PIN_d's displacement at posed samples one of whose valid roots is on the skin.
-            distance = self._prior_vertex_lookup().query(query.candidates)[0]
-            near = (distance <= self.config.pin_d_body_margin) & query.valid
-            on_body = near.any(-1).float()
-            losses["pin_d_body_displacement"] = (
-                query.pin_d_displacement * on_body
-            ).sum() / on_body.sum().clamp(min=1.0)
+            near = (skin <= self.config.pin_d_body_margin) & query.valid
+            losses["pin_d_body_displacement"] = _masked_mean(query.pin_d_displacement, near.any(-1))
         if self.pin_c is not None:
-            losses["pin_c_displacement"] = (
-                query.pin_c_displacement * valid
-            ).sum() / valid.sum().clamp(min=1.0)
+            losses["pin_c_displacement"] = _masked_mean(query.pin_c_displacement, query.valid)
         if self.pin_d is not None:
             losses["pin_d_displacement"] = query.pin_d_displacement.mean()
         losses["valid_fraction"] = query.valid.any(-1).float().mean().detach()
