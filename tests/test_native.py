@@ -78,11 +78,13 @@ def test_build_without_compiler_says_why(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_failed_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    # A "compiler" that fails: no library and no partial file is left in the cache.
+    # A "compiler" that writes junk to its output and fails: no library and no partial file is
+    # left in the cache.
     fake = tmp_path / "fakecc"
     fake.write_text(
         '#!/bin/sh\nif [ "$1" = --version ]; then echo fake 1.0; exit 0; fi\n'
-        "echo broken >&2; for a; do case $a in *.so) echo junk > $a;; esac; done; exit 1\n"
+        'echo broken >&2; out=; for a; do [ "$out" = next ] && out=$a; [ "$a" = -o ] && out=next; '
+        'done; echo junk > "$out"; exit 1\n'
     )
     fake.chmod(0o755)
     monkeypatch.setenv("CC", str(fake))

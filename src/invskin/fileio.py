@@ -1,4 +1,5 @@
-"""Atomic file writes: a half-written file never replaces a good one.
+"""Atomic file writes: a half-written file never replaces a good one. Also :func:`cache_dir`, the
+folder where invskin caches what it builds.
 
 Write to a temporary file in the destination's folder (same file system), flush it to disk, give it
 the usual permissions (``mkstemp`` makes files private) and rename it onto the destination, which
@@ -45,3 +46,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def cache_dir() -> Path:
+    """invskin's cache folder: ``$INVSKIN_CACHE`` if set, else ``~/.cache/invskin``."""
+    return Path(os.environ.get("INVSKIN_CACHE") or Path.home() / ".cache" / "invskin")

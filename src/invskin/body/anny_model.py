@@ -13,7 +13,7 @@ pose. Posing uses :func:`invskin.geometry.lbs` with the reduced weights.
 Building the body needs the optional ``anny`` package (``pip install anny``, or the ``[anny]``
 extra); the first build of anny's model takes about a minute on 2 cores (anny caches it). The
 derived body (canonical mesh, weights, skeleton) is cached as one ``.npz`` in
-:func:`cache_dir` (``$INVSKIN_CACHE`` or ``~/.cache/invskin``), so later loads take milliseconds
+:func:`invskin.fileio.cache_dir` (``$INVSKIN_CACHE`` or ``~/.cache/invskin``), so later loads take milliseconds
 and do not import anny at all.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from invskin.body.skeleton import Skeleton, merge_weights
-from invskin.fileio import atomic_path
+from invskin.fileio import atomic_path, cache_dir
 from invskin.geometry import axis_angle_to_matrix, lbs, make_transform
 
 CACHE_VERSION = 1  # bump when the derived body changes, to invalidate old cache files
@@ -160,11 +159,6 @@ def reduce_rig(
         p = parents[names.index(name)]
         reduced_parents.append(-1 if p < 0 else keep_of[p])
     return keep_of, reduced_parents
-
-
-def cache_dir() -> Path:
-    """invskin's cache folder: ``$INVSKIN_CACHE`` if set, else ``~/.cache/invskin``."""
-    return Path(os.environ.get("INVSKIN_CACHE") or Path.home() / ".cache" / "invskin")
 
 
 def cache_path(config: AnnyBodyConfig = AnnyBodyConfig()) -> Path:

@@ -22,13 +22,14 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from invskin.fileio import atomic_path, cache_dir
 
 FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-shared", "-fPIC")
 """Compiler flags. ``-fno-trapping-math`` lets the compiler turn the spline's selects into blends.
@@ -38,10 +39,6 @@ a multiply and an add, so results differ from PyTorch's by rounding)."""
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | None] = {}
 _reasons: dict[str, str] = {}
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("INVSKIN_CACHE") or Path.home() / ".cache" / "invskin") / "native"
 
 
 def _cpu_key() -> str:
@@ -79,25 +76,19 @@ def _build(name: str) -> ctypes.CDLL:
     key = hashlib.sha256(
         b"\0".join([text, version.encode(), " ".join(FLAGS).encode(), _cpu_key().encode()])
     ).hexdigest()[:16]
-    folder = _cache_dir()
+    folder = cache_dir() / "native"
     library = folder / f"{name}-{key}.so"
     if not library.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=folder)
-        os.close(handle)
-        try:
+        with atomic_path(library) as partial:
             result = subprocess.run(
-                [compiler, *FLAGS, "-o", partial, str(source)],
+                [compiler, *FLAGS, "-o", str(partial), str(source)],
                 capture_output=True,
                 text=True,
                 timeout=300,
             )
             if result.returncode != 0:
                 raise RuntimeError(f"compiling {source.name} failed:\n{result.stderr.strip()}")
-            os.replace(partial, library)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
     return ctypes.CDLL(str(library))  # CDLL: the call releases the interpreter lock
 
 
