@@ -13,8 +13,8 @@ pose. Posing uses :func:`invskin.geometry.lbs` with the reduced weights.
 Building the body needs the optional ``anny`` package (``pip install anny``, or the ``[anny]``
 extra); the first build of anny's model takes about a minute on 2 cores (anny caches it). The
 derived body (canonical mesh, weights, skeleton) is cached as one ``.npz`` in
-:func:`invskin.fileio.cache_dir` (``$INVSKIN_CACHE`` or ``~/.cache/invskin``), so later loads take milliseconds
-and do not import anny at all.
+:func:`invskin.fileio.cache_dir` (``$INVSKIN_CACHE`` or ``~/.cache/invskin``), so later loads take
+milliseconds and do not import anny at all.
 """
 
 from __future__ import annotations
