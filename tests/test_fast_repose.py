@@ -140,10 +140,10 @@ def test_fast_repose_matches_reference_with_spline_couplings(bound: float, nativ
 
 def test_fast_repose_without_the_c_kernel_warns_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     # No compiler: a warning that says why, and the PyTorch spline, still equal to the reference.
-    from invskin.models import fast_repose
+    from invskin import native
 
-    monkeypatch.setattr(fast_repose, "rq_spline_kernel", lambda: None)
-    monkeypatch.setattr(fast_repose, "unavailable_reason", lambda: "no C compiler found")
+    monkeypatch.setitem(native._kernels, "spline", None)
+    monkeypatch.setitem(native._reasons, "spline", "no C compiler found")
     torch.manual_seed(3)
     model = perturbed_model("ins", replace(PRESET_LIKE, pin_coupling="spline", pin_spline_bins=4))
     with pytest.warns(UserWarning, match="PyTorch spline.*no C compiler found"):

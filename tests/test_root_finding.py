@@ -218,10 +218,10 @@ def test_c_root_finder_matches_the_pytorch_search() -> None:
 def test_without_the_c_root_finder_training_warns_and_searches_in_pytorch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from invskin.solvers import inverse_skinning
+    from invskin import native
 
-    monkeypatch.setattr(inverse_skinning, "broyden_lbs_kernel", lambda: None)
-    monkeypatch.setattr(inverse_skinning, "unavailable_reason", lambda name: "no C compiler found")
+    monkeypatch.setitem(native._kernels, "broyden", None)
+    monkeypatch.setitem(native._reasons, "broyden", "no C compiler found")
     grid = SkinningGrid.from_field(
         bar_weights, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), (9, 9, 9)
     )

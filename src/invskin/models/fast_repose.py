@@ -50,7 +50,6 @@ width, ``f`` Fourier features.
 from __future__ import annotations
 
 import math
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -60,7 +59,7 @@ from torch import Tensor, nn
 
 from invskin.geometry import invert_rigid
 from invskin.models.animatable import AnimatableModel
-from invskin.native import RqSpline, rq_spline_kernel, unavailable_reason
+from invskin.native import RqSpline, kernel_or_fallback
 from invskin.nets.mlp import Mlp
 from invskin.nets.pin import PIN, SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, PoseAwareCoupling
 from invskin.nets.skinning_field import blended_transform_grids
@@ -383,18 +382,10 @@ class FastReposer:
             self.pin_d = _FastPIN(model.pin_d) if model.pin_d is not None else None
         couplings = [c for p in (self.pin_c, self.pin_d) if p is not None for c in p.couplings]
         self.spline = None
-        wanted = self.grid.device.type == "cpu" and native is not False
-        if wanted and any(c.spline_knots is not None for c in couplings):
-            self.spline = rq_spline_kernel()
-            reason = unavailable_reason()
-            if self.spline is None and native:
-                raise RuntimeError(f"the C spline kernel is unavailable: {reason}")
-            if self.spline is None and reason is not None and "INVSKIN_NATIVE" not in reason:
-                warnings.warn(
-                    f"reposing runs the slower PyTorch spline: the C spline "
-                    f"kernel is unavailable: {reason}. Install a C compiler (cc or $CC) to build it",
-                    stacklevel=2,
-                )
+        if self.grid.device.type == "cpu" and any(c.spline_knots is not None for c in couplings):
+            self.spline = kernel_or_fallback(
+                "spline", native, "spline kernel", "reposing runs the slower PyTorch spline"
+            )
         self.native = self.spline is not None
 
     def _spline_for(self, vertices: Tensor) -> RqSpline | None:

@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -245,21 +246,48 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 _kernels: dict[str, RqSpline | BroydenLbs | None] = {}
 
 
-def _kernel(name: str, wrapper: type) -> RqSpline | BroydenLbs | None:
+_WRAPPERS = {"spline": RqSpline, "broyden": BroydenLbs}
+
+
+def _kernel(name: str) -> RqSpline | BroydenLbs | None:
     """The kernel ``name`` wrapped once per process (None where it cannot be built)."""
     if name not in _kernels:
         library = _library(name)
         with _lock:
-            _kernels.setdefault(name, None if library is None else wrapper(library))
+            _kernels.setdefault(name, None if library is None else _WRAPPERS[name](library))
     return _kernels[name]
+
+
+def kernel_or_fallback(
+    name: str, native: bool | None, what: str, fallback: str, stacklevel: int = 2
+) -> RqSpline | BroydenLbs | None:
+    """The kernel ``name`` for a caller that has a PyTorch fallback. Where it cannot be built:
+    with ``native=True`` a RuntimeError saying why; with ``native=None`` None and a warning that
+    ``fallback`` runs instead, unless ``INVSKIN_NATIVE=0`` asked for that; with ``native=False``
+    (which never builds it) None. ``what`` names the kernel in the messages; ``stacklevel`` is the
+    warning's, counted from the caller."""
+    if native is False:
+        return None
+    kernel = _kernel(name)
+    if kernel is None:
+        reason = _reasons.get(name)
+        if native:
+            raise RuntimeError(f"the C {what} is unavailable: {reason}")
+        if os.environ.get("INVSKIN_NATIVE", "1") != "0":
+            warnings.warn(
+                f"{fallback}: the C {what} is unavailable: {reason}. Install a C compiler (cc or "
+                "$CC) to build it",
+                stacklevel=stacklevel + 1,
+            )
+    return kernel
 
 
 def broyden_lbs_kernel() -> BroydenLbs | None:
     """The C root finder, compiled on first use; None where it cannot be (see the module
     docstring)."""
-    return _kernel("broyden", BroydenLbs)
+    return _kernel("broyden")
 
 
 def rq_spline_kernel() -> RqSpline | None:
     """The C spline, compiled on first use; None where it cannot be (see the module docstring)."""
-    return _kernel("spline", RqSpline)
+    return _kernel("spline")

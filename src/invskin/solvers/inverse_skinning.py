@@ -24,7 +24,6 @@ Shape legend: ``B`` frames, ``N`` points, ``J`` bones, ``K`` root candidates (in
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,7 +34,7 @@ from torch import Tensor
 
 from invskin.body import Skeleton
 from invskin.geometry import invert_affine, lbs, lbs_jacobian
-from invskin.native import BroydenLbs, broyden_lbs_kernel, unavailable_reason
+from invskin.native import BroydenLbs, kernel_or_fallback
 from invskin.solvers.broyden_solver import RootResult, broyden
 
 if TYPE_CHECKING:
@@ -235,17 +234,9 @@ def _native_root_finder(
         if native:
             raise ValueError("the C root finder needs pre_blend, a grid field, CPU and float32")
         return None
-    kernel = broyden_lbs_kernel()
-    reason = unavailable_reason("broyden")
-    if kernel is None and native:
-        raise RuntimeError(f"the C root finder is unavailable: {reason}")
-    if kernel is None and reason is not None and "INVSKIN_NATIVE" not in reason:
-        warnings.warn(
-            f"root finding runs the slower PyTorch search: the C root finder is unavailable: "
-            f"{reason}. Install a C compiler (cc or $CC) to build it",
-            stacklevel=3,
-        )
-    return kernel
+    return kernel_or_fallback(
+        "broyden", native, "root finder", "root finding runs the slower PyTorch search", 3
+    )
 
 
 def pointwise_jacobian(
