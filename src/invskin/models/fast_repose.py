@@ -388,9 +388,6 @@ class FastReposer:
             )
         self.native = self.spline is not None
 
-    def _spline_for(self, vertices: Tensor) -> RqSpline | None:
-        return self.spline if vertices.device.type == "cpu" else None
-
     def _blended_transforms(self, cols: list[Tensor], grid: Tensor) -> Tensor:
         """``(12, R)``: the top rows of ``sum_b w_b(x) T_b`` at the points, by one trilinear lookup
         in ``grid`` ``(1, 12, Rz, Ry, Rx)``, the frame's bone transforms blended at every node of
@@ -439,9 +436,7 @@ class FastReposer:
         starts = list(range(0, vertices.shape[0], self.chunk_rows))
         workers = min(self.workers, len(starts)) if vertices.device.type == "cpu" else 1
         if workers <= 1:
-            work = _Workspace(
-                min(self.chunk_rows, vertices.shape[0]), vertices, self._spline_for(vertices)
-            )
+            work = _Workspace(min(self.chunk_rows, vertices.shape[0]), vertices, self.spline)
             for start in starts:
                 self._chunk(vertices, start, plan, out, work)
             return out
@@ -462,9 +457,7 @@ class FastReposer:
         return out
 
     def _chunks(self, vertices: Tensor, starts: list[int], plan: _FramePlan, out: Tensor) -> None:
-        work = _Workspace(
-            min(self.chunk_rows, vertices.shape[0]), vertices, self._spline_for(vertices)
-        )
+        work = _Workspace(min(self.chunk_rows, vertices.shape[0]), vertices, self.spline)
         for start in starts:
             self._chunk(vertices, start, plan, out, work)
 
