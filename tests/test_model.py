@@ -434,7 +434,9 @@ def test_surface_stretch_body_margin_leaves_the_skin_out() -> None:
     assert stretch(1.1 * float(distance.max())) == 0.0
 
 
-def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
+def _losses_by_margin(margin_field: str, **fixed):
+    """A perturbed toy ins model, one batch, and ``losses(margin)``: its losses with the config
+    field ``margin_field`` set to ``margin`` and the fields ``fixed`` set as given."""
     torch.manual_seed(7)
     model = toy_model("ins", perturb=True)
     transforms = toy_transforms([0.2, 0.6])
@@ -442,11 +444,15 @@ def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
     occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
 
     def losses(margin: float) -> dict[str, torch.Tensor]:
-        model.config = replace(
-            model.config, surface_stretch=0.1, surface_stretch_body_margin=margin
-        )
+        model.config = replace(model.config, **fixed, **{margin_field: margin})
         torch.manual_seed(8)
         return model.losses(points, occupancy, transforms, step=0)
+
+    return model, points, transforms, losses
+
+
+def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
+    _, _, _, losses = _losses_by_margin("surface_stretch_body_margin", surface_stretch=0.1)
 
     assert "pin_c_body_displacement" not in losses(0.0)
     everything = losses(100.0)  # every candidate lies within 100 m of the body
@@ -458,16 +464,7 @@ def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
 
 
 def test_pin_d_body_displacement_counts_the_samples_with_a_root_on_the_skin() -> None:
-    torch.manual_seed(7)
-    model = toy_model("ins", perturb=True)
-    transforms = toy_transforms([0.2, 0.6])
-    points = torch.randn(2, 64, 3) * 0.3 + torch.tensor([0.0, 0.5, 0.0])
-    occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
-
-    def losses(margin: float) -> dict[str, torch.Tensor]:
-        model.config = replace(model.config, pin_d_body_margin=margin)
-        torch.manual_seed(8)
-        return model.losses(points, occupancy, transforms, step=0)
+    model, points, transforms, losses = _losses_by_margin("pin_d_body_margin")
 
     assert "pin_d_body_displacement" not in losses(0.0)
     everything = losses(100.0)  # every sample with a valid root counts
