@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from bench_repose_fast import fresh_model
 
-from invskin.bench import hardware, synchronise, write_json
+from invskin.bench import hardware, median_seconds, synchronise, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.models.run import build_model
@@ -39,16 +39,8 @@ from invskin.training.run import training_data
 
 
 def timed(fn, device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn()`` after one warm-up call."""
-    fn()
-    synchronise(device)
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        synchronise(device)
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
+    """Median seconds of ``fn()`` after one warm-up call, the device synchronised."""
+    return statistics.median(median_seconds(fn, repeats, device))
 
 
 def set_tf32(on: bool) -> None:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from ablation import variant_preset  # benchmarks/ablation.py, beside this script
 
-from invskin.bench import hardware, write_json
+from invskin.bench import hardware, median_seconds, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.models.run import build_model
@@ -46,9 +45,8 @@ def main() -> None:
     model.fit_skinning_to_prior(preset.prior_fit_steps)
     generator = torch.Generator().manual_seed(0)
     train = preset.train
-    points, _, transforms = data.batch(
-        generator, train.batch_frames, train.points_per_frame, torch.device("cpu")
-    )
+    cpu = torch.device("cpu")
+    points, _, transforms = data.batch(generator, train.batch_frames, train.points_per_frame, cpu)
     field = model.weight_field()
     steps = model.config.broyden_steps
 
@@ -59,12 +57,8 @@ def main() -> None:
 
     timings, results = {}, {}
     for name, native in (("c", True), ("pytorch", False)):
-        results[name] = search(native)
-        times = []
-        for _ in range(args.repeats):
-            tic = time.perf_counter()
-            search(native)
-            times.append(time.perf_counter() - tic)
+        results[name] = search(native)  # also the warm-up
+        times = median_seconds(lambda n=native: search(n), args.repeats, cpu, warmup=0)
         timings[name] = statistics.median(times)
     c, plain = results["c"], results["pytorch"]
     both = c.valid & plain.valid
@@ -83,7 +77,7 @@ def main() -> None:
         "benchmark": "training root finder, C vs PyTorch search, one thread",
         "command": f"python benchmarks/bench_root_finder.py --data {args.data} "
         f"--variant {args.variant}",
-        "hardware": hardware(torch.device("cpu")),
+        "hardware": hardware(cpu),
         "searches": int(c.valid.numel()),
         "frames": int(points.shape[0]),
         "points_per_frame": int(points.shape[1]),

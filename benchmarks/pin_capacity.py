@@ -73,17 +73,22 @@ def errors(model, dataset, parts: dict[str, slice]) -> dict:
     return result
 
 
+def _train_only(model, params: list) -> list:
+    """Freeze every parameter of ``model`` but ``params``; returns ``params``."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
 def fit_occupancy(model, dataset, steps: int, lr: float, seed: int) -> float:
     """Train PIN_c and PIN_d alone (skinning and shape frozen) on what training sees: the
     ``cpu-quick`` preset's losses (its weights at the last step) on its batches of posed points and
     occupancy from the ``train`` scans. Returns seconds."""
     preset = make_preset("cpu-quick", "ins")
     weights, train = preset.train.loss_weights, preset.train
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = list(model.pin_c.parameters()) + list(model.pin_d.parameters())
-    for p in params:
-        p.requires_grad_(True)
+    params = _train_only(model, list(model.pin_c.parameters()) + list(model.pin_d.parameters()))
     data = training_data(dataset.split("train"), SampleConfig(), progress=False)
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -106,15 +111,12 @@ def fit(model, dataset, which: str, steps: int, lr: float, seed: int) -> float:
     """Train the named parts of ``model`` on ground-truth correspondences; returns seconds."""
     if which == "pins-occupancy":
         return fit_occupancy(model, dataset, steps, lr, seed)
-    for p in model.parameters():
-        p.requires_grad_(False)
     params = []
     if "skinning" in which:
         params += list(model.skinning.parameters())
     if "pins" in which:
         params += list(model.pin_c.parameters()) + list(model.pin_d.parameters())
-    for p in params:
-        p.requires_grad_(True)
+    _train_only(model, params)
     truth = dataset.correspondence
     canonical = truth.canonical_vertices.float()
     train = torch.tensor(dataset.splits["train"])

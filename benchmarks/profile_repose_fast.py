@@ -56,11 +56,7 @@ def per_coupling(fast: FastReposer, vertices: torch.Tensor, poses: torch.Tensor)
     labels = {}
     for pin_name, pin in (("PIN_c", fast.pin_c), ("PIN_d", fast.pin_d)):
         for i, coupling in enumerate(pin.couplings if pin is not None else []):
-            free = (
-                "xyz"[coupling.free[0]]
-                if len(coupling.free) == 1
-                else "".join("xyz"[a] for a in coupling.free)
-            )
+            free = "".join("xyz"[a] for a in coupling.free)
             labels[id(coupling)] = f"{pin_name} coupling {i} (free {free})"
     totals: dict[str, float] = defaultdict(float)
     originals = {name: getattr(fast_repose._FastCoupling, name) for name in ("front_", "back_")}
