@@ -221,10 +221,10 @@ class BroydenLbs:
                 best_norm[start:].data_ptr(), jac_inv[start:].data_ptr(),
             )  # fmt: skip
 
-        bounds = [rows * w // max(workers, 1) for w in range(max(workers, 1) + 1)]
         if workers <= 1 or rows < 2 * workers:
             run(0, rows)
         else:
+            bounds = [rows * w // workers for w in range(workers + 1)]
             futures = [_pool(workers).submit(run, a, b) for a, b in zip(bounds, bounds[1:])]
             for future in futures:
                 future.result()
