@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from invskin.models.config import Method
+from invskin.training.distributed import is_main
 
 if TYPE_CHECKING:
     from invskin.body import Skeleton
@@ -34,6 +35,10 @@ class Train:
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     seed: int = 0
+    signal: Literal["occupancy", "correspondence"] = "occupancy"
+    """What the run learns from: occupancy of the scans alone (all a raw scan gives), or also the
+    dataset's known correspondences (synthetic data, CAPE, a rigged glTF without --scans), training
+    frames only. See docs/method.md, 'Training signals'."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint, exactly where it stopped (Ctrl-C and
     SIGTERM write a checkpoint at the current step before exiting)."""
@@ -50,6 +55,7 @@ class Train:
             self.device,
             self.seed,
             self.resume,
+            signal=self.signal,
         )
         print(
             f"trained {summary.method} for {summary.result.steps} steps in "
@@ -68,12 +74,15 @@ class Extract:
     device: str = "cpu"
 
     def main(self) -> None:
+        from invskin.cli.common import RUN_IN_USE
+        from invskin.folder_lock import hold_folder
         from invskin.models.pipeline import CANONICAL_MESH, canonical_mesh
         from invskin.models.run import load_run
 
-        loaded = load_run(self.run, self.device)
-        res = self.resolution or int(loaded.state.get("extract_resolution", 256))
-        mesh, seconds = canonical_mesh(self.run, loaded.model, res, loaded.state)
+        with hold_folder(self.run, hint=RUN_IN_USE):  # it writes into the run
+            loaded = load_run(self.run, self.device)
+            res = self.resolution or int(loaded.state.get("extract_resolution", 256))
+            mesh, seconds = canonical_mesh(self.run, loaded.model, res, loaded.state)
         print(
             f"canonical mesh: {mesh.num_vertices} vertices, {mesh.num_faces} faces in "
             f"{seconds:.1f} s -> {Path(self.run) / CANONICAL_MESH}"
@@ -192,8 +201,21 @@ class Repose:
     device: str = "cpu"
 
     def main(self) -> None:
+        from contextlib import ExitStack
+
+        from invskin.cli.common import OUT_IN_USE, RUN_IN_USE
+        from invskin.folder_lock import hold_folder
+
+        # The run is read (shared: several reposes of one run at once), --out written (by rank 0's
+        # lock under torchrun, whose ranks do not talk: a refused rank 0 stops the job).
+        with ExitStack() as locks:
+            locks.enter_context(hold_folder(self.run, shared=True, hint=RUN_IN_USE))
+            if is_main():
+                locks.enter_context(hold_folder(self.out, hint=OUT_IN_USE))
+            self._repose()
+
+    def _repose(self) -> None:
         from invskin.models.pipeline import repose_run
-        from invskin.training.distributed import is_main
 
         sequences = collect_sequences(list(self.poses), self.split, self.run, self.mapping)
         first = Path(self.poses[0])
@@ -240,11 +262,14 @@ class Eval:
     device: str = "cpu"
 
     def main(self) -> None:
+        from invskin.cli.common import RUN_IN_USE
         from invskin.evaluation.evaluate import evaluate_run, markdown_table, per_part_table
+        from invskin.folder_lock import hold_folder
 
-        report = evaluate_run(
-            self.run, self.data, self.split, self.num_points, self.max_frames, self.device
-        )
+        with hold_folder(self.run, hint=RUN_IN_USE):  # it writes into the run
+            report = evaluate_run(
+                self.run, self.data, self.split, self.num_points, self.max_frames, self.device
+            )
         print(markdown_table([report]))
         if report["per_part"] is not None:
             print(per_part_table([report]))

@@ -44,6 +44,7 @@ from invskin.geometry import (
     rotation_6d_offset,
 )
 from invskin.models.config import ModelConfig
+from invskin.models.signals import CorrespondenceBatch
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.pose_encoder import PoseCode
 from invskin.nets.siren import Siren, SirenConfig
@@ -521,8 +522,14 @@ class AnimatableModel(nn.Module):
         occupancy: Float[Tensor, "b n"],
         transforms: Float[Tensor, "b j 4 4"],
         step: int,
+        correspondence: CorrespondenceBatch | None = None,
     ) -> dict[str, Tensor]:
-        """Named, unweighted losses for one batch (weights and warm-ups: the trainer's schedule)."""
+        """Named, unweighted losses for one batch (weights and warm-ups: the trainer's schedule).
+
+        With ``correspondence`` (known correspondences of the batch's frames), ``correspondence``
+        is the mean squared distance (m^2) between each canonical truth point carried through the
+        chain (PIN_c, LBS, PIN_d) and where it is in its frame.
+        """
         field = self.weight_field()
         query = self.query(points, transforms, field)
         logits = self.aggregate(query, soft_blend=self.config.soft_blend)
@@ -574,6 +581,9 @@ class AnimatableModel(nn.Module):
             losses["pin_c_displacement"] = _masked_mean(query.pin_c_displacement, query.valid)
         if self.pin_d is not None:
             losses["pin_d_displacement"] = query.pin_d_displacement.mean()
+        if correspondence is not None:
+            posed = self.deform(correspondence.canonical, transforms, field)
+            losses["correspondence"] = (posed - correspondence.posed).square().sum(-1).mean()
         losses["valid_fraction"] = query.valid.any(-1).float().mean().detach()
         return losses
 

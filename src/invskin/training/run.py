@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,10 +13,18 @@ from tqdm import tqdm
 
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig, load_or_make_samples
+from invskin.folder_lock import hold_folder
 from invskin.models.config import ModelConfig
 from invskin.models.run import build_model
 from invskin.training.checkpoint import find_checkpoint, load_checkpoint
-from invskin.training.distributed import barrier, init_from_env, is_main, local_device, shutdown
+from invskin.training.distributed import (
+    barrier,
+    init_from_env,
+    is_main,
+    local_device,
+    on_main_rank,
+    shutdown,
+)
 from invskin.training.presets import Preset, make_preset
 from invskin.training.trainer import TrainConfig, TrainingData, TrainResult, train
 
@@ -29,14 +38,54 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def training_data(dataset, sample_config: SampleConfig, progress: bool = True) -> TrainingData:
-    """Posed-space samples (cached per frame) of every frame of ``dataset`` (a split view)."""
+def training_data(
+    dataset, sample_config: SampleConfig, progress: bool = True, correspondence: bool = False
+) -> TrainingData:
+    """Posed-space samples (cached per frame) of every frame of ``dataset`` (a split view) and, with
+    ``correspondence``, the dataset's known correspondences of those frames."""
+    canonical = posed = None
+    if correspondence:
+        truth = dataset.correspondence
+        if truth is None:
+            raise ValueError(
+                f"dataset {dataset.root} has no known correspondences (no 'correspondence' in its "
+                "manifest), so it cannot train with --signal correspondence; train with --signal "
+                "occupancy, or import registered meshes (CAPE) or a rigged glTF without --scans, "
+                "which write them"
+            )
+        canonical, posed = truth.canonical_vertices.float(), truth.posed_vertices.float()
     points, occupancy = [], []
     for i in tqdm(range(len(dataset)), desc="samples", disable=not progress, dynamic_ncols=True):
         samples = load_or_make_samples(dataset, i, sample_config)
         points.append(torch.as_tensor(samples.points, dtype=torch.float32))
         occupancy.append(torch.as_tensor(samples.occupancy, dtype=torch.float32))
-    return TrainingData(torch.stack(points), torch.stack(occupancy), dataset.transforms.float())
+    return TrainingData(
+        torch.stack(points), torch.stack(occupancy), dataset.transforms.float(), canonical, posed
+    )
+
+
+RUN_IN_USE = (
+    "Wait for it to finish (a stopped training continues with --resume), or train into another "
+    "--out."
+)
+DATA_IN_USE = "Wait for it to finish writing the dataset, then train."
+
+
+def dataset_of(out: Path, data: Path, resume: bool) -> Path:
+    """The dataset a training reads: with ``resume``, the one its checkpoint names (``data`` when
+    the checkpoint cannot be read: the training then stops with the checkpoint's own error)."""
+    if not resume:
+        return Path(data)
+    try:
+        return Path(load_checkpoint(out, with_optimizer=False).state["dataset"])
+    except (OSError, ValueError, KeyError):
+        return Path(data)
+
+
+def hold_on_main(locks: ExitStack, folder: Path, shared: bool, hint: str) -> None:
+    """Rank 0 takes the lock of ``folder`` (:mod:`invskin.folder_lock`) until ``locks`` closes;
+    its refusal stops every rank (:func:`~invskin.training.distributed.on_main_rank`)."""
+    on_main_rank(lambda: locks.enter_context(hold_folder(folder, shared=shared, hint=hint)))
 
 
 @dataclass(frozen=True)
@@ -57,32 +106,53 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    signal: str = "occupancy",
 ) -> TrainSummary:
     """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``.
 
     ``preset`` is a preset's name, or a :class:`~invskin.training.presets.Preset` (its own method,
-    steps and seed; ``method``, ``steps`` and ``seed`` are then ignored).
+    steps, seed and signal; ``method``, ``steps``, ``seed`` and ``signal`` are then ignored).
+    ``signal`` is what the run learns from (:data:`invskin.models.signals.SIGNALS`): ``occupancy``
+    alone, or also the dataset's known correspondences (``correspondence``).
 
     SIGINT / SIGTERM write a checkpoint and raise
     :class:`~invskin.training.trainer.TrainingInterrupted`; ``resume`` continues exactly.
     Started by ``torchrun`` with several processes, it trains data-parallel (DDP,
     :mod:`invskin.training.distributed`): every rank draws its own frames and points, only rank 0
     writes; one process needs nothing of it.
+
+    Rank 0 holds an exclusive lock on ``out`` and a shared one on the dataset for the whole
+    training (:mod:`invskin.folder_lock`): a second training into ``out``, or a command that would
+    replace the dataset, is refused at once with :class:`~invskin.errors.FolderInUse`.
     """
     out = Path(out)
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be a positive number of training steps, got {steps}")
     dev = pick_device(device)
     distributed = init_from_env(dev)  # under torchrun with several processes
+    locks = ExitStack()
     try:
+        hold_on_main(locks, out, shared=False, hint=RUN_IN_USE)
+        hold_on_main(locks, dataset_of(out, data, resume), shared=True, hint=DATA_IN_USE)
         summary = _train_run(
-            data, out, method, preset, steps, local_device(dev), seed, resume, progress, on_log
+            data,
+            out,
+            method,
+            preset,
+            steps,
+            local_device(dev),
+            seed,
+            resume,
+            progress,
+            on_log,
+            signal,
         )
         # Every rank leaves together: a rank that tore the group down while rank 0 was still
         # writing its last checkpoint was seen to abort in gloo's teardown (SIGABRT, once in CI).
         barrier()
         return summary
     finally:
+        locks.close()
         if distributed:
             shutdown()
 
@@ -91,13 +161,14 @@ def _train_run(
     data: Path,
     out: Path,
     method: str,
-    preset: str,
+    preset: str | Preset,
     steps: int | None,
     dev: torch.device,
     seed: int,
     resume: bool,
     progress: bool,
     on_log: Callable[[int, dict[str, float]], None] | None,
+    signal: str,
 ) -> TrainSummary:
     if resume:
         state = load_checkpoint(out, with_optimizer=False).state
@@ -118,7 +189,7 @@ def _train_run(
         chosen = (
             preset
             if isinstance(preset, Preset)
-            else make_preset(preset, method, steps=steps, seed=seed)
+            else make_preset(preset, method, steps=steps, seed=seed, signal=signal)
         )
         model_config, train_config = chosen.model, chosen.train
         prior_fit, preset_name, resolution = (
@@ -127,6 +198,11 @@ def _train_run(
             chosen.extract_resolution,
         )
     dataset = load_dataset(data)
+    if train_config.correspondences > 0 and dataset.correspondence is None:
+        raise ValueError(
+            f"dataset {data} has no known correspondences, so it cannot train with --signal "
+            "correspondence; use --signal occupancy (raw scans have occupancy only)"
+        )
     train_split = dataset.split("train")
     if len(train_split) == 0:
         raise ValueError(f"dataset {data} has an empty 'train' split")
@@ -134,7 +210,12 @@ def _train_run(
     # Rank 0 makes (and caches) the samples first; the other ranks then read them.
     if not is_main():
         barrier()
-    samples = training_data(train_split, SampleConfig(), progress=progress and is_main())
+    samples = training_data(
+        train_split,
+        SampleConfig(),
+        progress=progress and is_main(),
+        correspondence=train_config.correspondences > 0,
+    )
     if is_main():
         barrier()
     model = build_model(model_config, dataset.skeleton, dataset.prior)
@@ -142,6 +223,7 @@ def _train_run(
     run_state = {
         "method": model_config.method,
         "preset": preset_name,
+        "signal": "correspondence" if train_config.correspondences > 0 else "occupancy",
         "model_config": model_config.to_json(),
         "train_config": train_config.to_json(),
         "skeleton": dataset.skeleton.to_json(),

@@ -2,8 +2,9 @@
 
 The model interface is narrow: ``model.losses(points, occupancy, transforms, step) -> dict[str,
 Tensor]`` with ``points`` (B, N, 3) posed-space samples, ``occupancy`` (B, N) in {0, 1} and
-``transforms`` (B, J, 4, 4) canonical-to-posed bone transforms. Loss weights and warm-ups come from
-:class:`~invskin.training.schedule.LossWeights`.
+``transforms`` (B, J, 4, 4) canonical-to-posed bone transforms; with ``TrainConfig.correspondences``
+it also receives ``correspondence=``, a :class:`~invskin.models.signals.CorrespondenceBatch` of the
+same frames. Loss weights and warm-ups come from :class:`~invskin.training.schedule.LossWeights`.
 
 Exact resume: every checkpoint holds the optimiser state and the states of both random sources a
 step draws from (the sample generator of :meth:`TrainingData.batch`, and torch's global generator,
@@ -39,6 +40,7 @@ import torch
 from tqdm import tqdm
 
 from invskin.fileio import write_text_atomic
+from invskin.models.signals import CorrespondenceBatch
 from invskin.training.checkpoint import load_checkpoint, save_checkpoint
 from invskin.training.distributed import (
     any_rank,
@@ -81,6 +83,10 @@ class TrainConfig:
     """Append losses to ``log.jsonl`` every this many steps."""
     seed: int = 0
     """Seed of the frame and point sampling (and of the model initialisation)."""
+    correspondences: int = 0
+    """Known correspondences per frame per step (the ``correspondence`` signal: each canonical
+    truth point's image through the model is pulled onto where it is in the frame); 0 trains on
+    occupancy alone. Needs data with correspondences (``TrainingData.canonical``)."""
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def to_json(self) -> dict[str, Any]:
@@ -100,22 +106,52 @@ class TrainConfig:
 class TrainingData:
     """Posed-space samples of every training frame, held in memory.
 
-    ``points`` (F, S, 3), ``occupancy`` (F, S) and ``transforms`` (F, J, 4, 4).
+    ``points`` (F, S, 3), ``occupancy`` (F, S) and ``transforms`` (F, J, 4, 4). Where the data has
+    known correspondences (registered or synthetic meshes), ``canonical`` (V, 3) holds the canonical
+    surface's vertices and ``posed`` (F, V, 3) where each of them is in every frame.
     """
 
     points: torch.Tensor
     occupancy: torch.Tensor
     transforms: torch.Tensor
+    canonical: torch.Tensor | None = None
+    posed: torch.Tensor | None = None
 
     def batch(
         self, generator: torch.Generator, frames: int, points: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.batch_with_correspondence(generator, frames, points, 0, device)[:3]
+
+    def batch_with_correspondence(
+        self,
+        generator: torch.Generator,
+        frames: int,
+        points: int,
+        correspondences: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, CorrespondenceBatch | None]:
+        """A batch of ``frames`` frames with ``points`` occupancy samples each and, when
+        ``correspondences`` > 0, that many known correspondences per frame (drawn after the samples,
+        so a batch without them draws exactly what :meth:`batch` draws)."""
         num_frames, num_samples = self.occupancy.shape
         frame_idx = torch.randint(num_frames, (frames,), generator=generator)
         point_idx = torch.randint(num_samples, (frames, points), generator=generator)
         pts = self.points[frame_idx[:, None], point_idx]
         occ = self.occupancy[frame_idx[:, None], point_idx]
-        return pts.to(device), occ.to(device), self.transforms[frame_idx].to(device)
+        corr = None
+        if correspondences > 0:
+            if self.canonical is None or self.posed is None:
+                raise ValueError(
+                    "correspondence training needs known correspondences, and this data has none"
+                )
+            vertex_idx = torch.randint(
+                self.canonical.shape[0], (frames, correspondences), generator=generator
+            )
+            corr = CorrespondenceBatch(
+                self.canonical[vertex_idx].to(device),
+                self.posed[frame_idx[:, None], vertex_idx].to(device),
+            )
+        return pts.to(device), occ.to(device), self.transforms[frame_idx].to(device), corr
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -340,10 +376,14 @@ def _step(
     """One optimisation step; returns the losses (and their weighted ``total``) and its seconds."""
     tic = time.perf_counter()
     set_learning_rates(optimiser, config, step)
-    points, occupancy, transforms = data.batch(
-        generator, config.batch_frames, config.points_per_frame, device
+    points, occupancy, transforms, corr = data.batch_with_correspondence(
+        generator, config.batch_frames, config.points_per_frame, config.correspondences, device
     )
-    losses = losses_of(points, occupancy, transforms, step)  # model.losses, or its DDP wrapper
+    # model.losses, or its DDP wrapper
+    if corr is None:
+        losses = losses_of(points, occupancy, transforms, step)
+    else:
+        losses = losses_of(points, occupancy, transforms, step, correspondence=corr)
     total = sum(config.loss_weights.weight(name, step) * value for name, value in losses.items())
     if not torch.isfinite(total):
         raise FloatingPointError(
