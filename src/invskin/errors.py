@@ -29,3 +29,8 @@ NPZ_READ_ERRORS = (
 """What numpy and zipfile raise for a corrupt, truncated, encrypted or oversized ``.npy``/``.npz``
 (a garbled header is parsed as Python literals, hence ``SyntaxError`` and ``TokenError``); readers
 turn these into :class:`DataError`."""
+
+
+class FolderInUse(OSError):
+    """Another command holds the lock of a folder this one would write (or read while it is
+    written); the message names the holder (pid, command, start time) and says what to do."""

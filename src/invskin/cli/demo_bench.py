@@ -32,18 +32,21 @@ class Demo:
     seed: int = 0
 
     def main(self) -> None:
+        from invskin.cli.common import OUT_IN_USE
         from invskin.demo import run_demo
+        from invskin.folder_lock import hold_folder
 
-        run_demo(
-            self.out,
-            outfit=self.outfit,
-            data_preset=self.data_preset,
-            steps=self.steps,
-            seed=self.seed,
-            eval_frames=self.eval_frames,
-            num_points=self.num_points,
-            parallel=self.parallel,
-        )
+        with hold_folder(self.out, hint=OUT_IN_USE):  # its trainings lock their runs inside it
+            run_demo(
+                self.out,
+                outfit=self.outfit,
+                data_preset=self.data_preset,
+                steps=self.steps,
+                seed=self.seed,
+                eval_frames=self.eval_frames,
+                num_points=self.num_points,
+                parallel=self.parallel,
+            )
 
 
 @dataclass

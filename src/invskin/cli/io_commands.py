@@ -34,16 +34,20 @@ def poses_for_run(
     return read_poses(poses, split, run_skeleton(run), mapping)
 
 
-def _convert(convert, *args, **kwargs):
-    """Run a converter; its per-frame error names the command-line option, not the keyword."""
-    from invskin.cli.common import CommandError
+def _convert(convert, src: Path, out: Path, *args, **kwargs):
+    """Run a converter from ``src`` to the dataset ``out``, holding ``out`` locked (a second import
+    or synth to it, or a training on it, is refused); its per-frame error names the command-line
+    option, not the keyword."""
+    from invskin.cli.common import OUT_IN_USE, CommandError
     from invskin.data.loaders import ConversionError
+    from invskin.folder_lock import hold_folder
 
-    try:
-        return convert(*args, **kwargs)
-    except ConversionError as error:
-        message = str(error).replace("pass skip_bad_frames=True", "pass --skip-bad-frames")
-        raise CommandError(message) from None
+    with hold_folder(out, hint=OUT_IN_USE):
+        try:
+            return convert(src, out, *args, **kwargs)
+        except ConversionError as error:
+            message = str(error).replace("pass skip_bad_frames=True", "pass --skip-bad-frames")
+            raise CommandError(message) from None
 
 
 def _dataset_summary(dataset) -> str:
@@ -222,18 +226,25 @@ class Export:
     device: str = "cpu"
 
     def main(self) -> None:
+        from invskin.cli.common import OUT_IN_USE, RUN_IN_USE
         from invskin.export.from_run import export_run
+        from invskin.folder_lock import hold_folder
         from invskin.motion import motion_fps
 
-        transforms, _ = poses_for_run(self.run, self.poses, self.split, self.mapping)
-        fps = self.fps or motion_fps(self.poses)
-        report = export_run(
-            self.run,
-            transforms,
-            self.out,
-            self.format,
-            correctives=self.correctives,
-            fps=fps,
-            device=self.device,
-        )
+        # The run is read (shared: several exports of one run at once), the GLB written.
+        with (
+            hold_folder(self.run, shared=True, hint=RUN_IN_USE),
+            hold_folder(self.out, hint=OUT_IN_USE),
+        ):
+            transforms, _ = poses_for_run(self.run, self.poses, self.split, self.mapping)
+            fps = self.fps or motion_fps(self.poses)
+            report = export_run(
+                self.run,
+                transforms,
+                self.out,
+                self.format,
+                correctives=self.correctives,
+                fps=fps,
+                device=self.device,
+            )
         print(report.summary())

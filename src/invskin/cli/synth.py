@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from invskin.cli.common import CommandError
+from invskin.cli.common import OUT_IN_USE, CommandError
 
 
 @dataclass
@@ -15,7 +15,8 @@ class Synth:
 
     Writes an invskin dataset (scans, bone transforms, skeleton, body prior, correspondence
     ground truth, splits train / test-within / test-out). Needs the anny package (pip install
-    'invskin[anny]'); its first model build takes about a minute and is cached.
+    'invskin[anny]'); its first model build takes about a minute and is cached. Holds --out
+    locked while it runs: a second synth or import to it, or a training on it, is refused.
     """
 
     out: Path = Path("data/synth-dress")
@@ -32,15 +33,17 @@ class Synth:
     def main(self) -> None:
         from invskin.data.format import DataError
         from invskin.data.synth.generate import generate
+        from invskin.folder_lock import hold_folder
 
-        try:
-            generate(
-                self.out,
-                outfit=self.outfit,
-                settings=self.preset,
-                seed=self.seed,
-                progress=self.progress,
-                log=print,
-            )
-        except (ImportError, DataError) as error:
-            raise CommandError(str(error)) from error
+        with hold_folder(self.out, hint=OUT_IN_USE):
+            try:
+                generate(
+                    self.out,
+                    outfit=self.outfit,
+                    settings=self.preset,
+                    seed=self.seed,
+                    progress=self.progress,
+                    log=print,
+                )
+            except (ImportError, DataError) as error:
+                raise CommandError(str(error)) from error

@@ -6,6 +6,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+STILL_WRITTEN = (
+    "The run is still being written (a training holds its run until it ends); view it when that "
+    "command has finished."
+)
+
 
 @dataclass
 class View:
@@ -36,13 +41,21 @@ class View:
     """Stop after this many seconds (default: run until Ctrl-C)."""
 
     def main(self) -> None:
+        from contextlib import ExitStack
+
         from invskin.export.texture import load_texture_image
+        from invskin.folder_lock import hold_folder
         from invskin.view import load_view_data, start_viewer
 
         image = load_texture_image(self.texture) if self.texture is not None else None
-        data = load_view_data(
-            self.runs, self.data, self.split, self.motion, self.max_frames, texture=image
-        )
+        # The runs are read (shared locks) while the viewer loads them: a run still training (or
+        # written by extract / eval) is refused instead of shown half written.
+        with ExitStack() as locks:
+            for run in self.runs:
+                locks.enter_context(hold_folder(run, shared=True, hint=STILL_WRITTEN))
+            data = load_view_data(
+                self.runs, self.data, self.split, self.motion, self.max_frames, texture=image
+            )
         viewer = start_viewer(data, self.host, self.port, vmax_cm=self.vmax_cm)
         print(f"invskin view: open {viewer.url}", flush=True)
         port = viewer.server.get_port()  # viser moves on to a free port if --port is taken

@@ -18,6 +18,8 @@ Two nodes (run on each, ``--node-rank`` 0 and 1; ``HOST`` is node 0's address)::
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Callable
 from datetime import timedelta
 
 import torch
@@ -77,6 +79,38 @@ def shutdown() -> None:
     """Leave the process group (no-op in one process)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def on_main_rank(action: Callable[[], object]) -> None:
+    """Run ``action`` on rank 0 alone; an error it raises is raised on every rank (rank 0 its own,
+    the others a copy), so that no rank goes on to wait at a collective for a rank 0 that stopped.
+    Collective under torchrun; in one process, just ``action()``."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        action()
+        return
+    error: Exception | None = None
+    if is_main():
+        try:
+            action()
+        except Exception as caught:  # noqa: BLE001 (every rank raises it below)
+            error = caught
+    box = [_sendable(error)]
+    dist.broadcast_object_list(box, src=0)
+    if error is not None:
+        raise error
+    if box[0] is not None:
+        raise box[0]
+
+
+def _sendable(error: Exception | None) -> Exception | None:
+    """``error`` if it can be pickled (sent to the other ranks), else a RuntimeError with its text."""
+    if error is None:
+        return None
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 (any pickling failure)
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
 
 
 def rank_seed(seed: int, rank: int) -> int:
