@@ -245,13 +245,24 @@ def acquire(path: str | os.PathLike[str], shared: bool = False, hint: str = "") 
 def _take(fd: int, shared: bool) -> tuple[bool, bool]:
     """Take the lock on ``fd``: (taken, alone). A shared lock is first taken exclusively, so that
     a process alone can clear the records of earlier holders, then turned shared."""
-    if _flock(fd, fcntl.LOCK_EX):
+    if _flock_exclusive(fd, shared):
         if not shared:
             return True, True
         return _flock(fd, fcntl.LOCK_SH), True
     if shared and _flock(fd, fcntl.LOCK_SH):
         return True, False
     return False, False
+
+
+def _flock_exclusive(fd: int, shared: bool) -> bool:
+    """Try the exclusive lock; for a shared lock, a lock file open read-only counts as busy (NFS,
+    which emulates ``flock`` with byte-range locks, refuses it with ``EBADF``)."""
+    try:
+        return _flock(fd, fcntl.LOCK_EX)
+    except OSError as error:
+        if shared and error.errno == errno.EBADF:
+            return False
+        raise
 
 
 @contextmanager
