@@ -40,6 +40,7 @@ from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.models.config import method_config
+from invskin.models.pipeline import reposer_for
 from invskin.models.run import build_model, load_run
 from invskin.training.presets import make_preset
 from invskin.training.run import training_data
@@ -73,6 +74,26 @@ def errors(model, dataset, parts: dict[str, slice]) -> dict:
     return result
 
 
+def pin_parameters(model) -> list:
+    """The parameters of the model's PINs."""
+    return [p for pin in (model.pin_c, model.pin_d) if pin is not None for p in pin.parameters()]
+
+
+def repose_cost(model, dataset, frames: int = 8, repeats: int = 3) -> float:
+    """Milliseconds per frame to repose 100,000 vertices (the ground-truth canonical surface's
+    vertices, ``frames`` test-out frames at once) with the path ``invskin repose`` takes for the
+    model (:func:`invskin.models.pipeline.reposer_for`); the best of ``repeats``."""
+    vertices = dataset.correspondence.canonical_vertices.float()
+    transforms = dataset.transforms[list(dataset.splits["test-out"])[:frames]].float()
+    repose = reposer_for(model)
+    best = float("inf")
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        repose(vertices, transforms)
+        best = min(best, time.perf_counter() - tic)
+    return round(best / frames * 1e3 * 1e5 / vertices.shape[0], 1)
+
+
 def _train_only(model, params: list) -> list:
     """Freeze every parameter of ``model`` but ``params``; returns ``params``."""
     for p in model.parameters():
@@ -88,7 +109,7 @@ def fit_occupancy(model, dataset, steps: int, lr: float, seed: int) -> float:
     occupancy from the ``train`` scans. Returns seconds."""
     preset = make_preset("cpu-quick", "ins")
     weights, train = preset.train.loss_weights, preset.train
-    params = _train_only(model, list(model.pin_c.parameters()) + list(model.pin_d.parameters()))
+    params = _train_only(model, pin_parameters(model))
     data = training_data(dataset.split("train"), SampleConfig(), progress=False)
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -115,7 +136,7 @@ def fit(model, dataset, which: str, steps: int, lr: float, seed: int) -> float:
     if "skinning" in which:
         params += list(model.skinning.parameters())
     if "pins" in which:
-        params += list(model.pin_c.parameters()) + list(model.pin_d.parameters())
+        params += pin_parameters(model)
     _train_only(model, params)
     truth = dataset.correspondence
     canonical = truth.canonical_vertices.float()
@@ -152,6 +173,15 @@ def main() -> None:
     )
     parser.add_argument("--pin-spline-bins", type=int, default=None, help="default: the run's")
     parser.add_argument(
+        "--pin-c-coupling",
+        choices=["affine", "spline", "anchored"],
+        default=None,
+        help="PIN_c's couplings if not --pin-coupling's (anchored: body-anchored)",
+    )
+    parser.add_argument("--no-pin-d", action="store_true", help="fit PIN_c alone (no PIN_d)")
+    parser.add_argument("--pin-blocks", type=int, default=None, help="default: the run's")
+    parser.add_argument("--pin-fourier", type=int, default=None, help="default: the run's")
+    parser.add_argument(
         "--pose-dependence",
         action="store_true",
         help="also report each fit's PIN pose dependence (benchmarks/pin_pose_dependence.py)",
@@ -174,6 +204,14 @@ def main() -> None:
         config = replace(config, pin_coupling=args.pin_coupling)
     if args.pin_spline_bins is not None:
         config = replace(config, pin_spline_bins=args.pin_spline_bins)
+    if args.pin_c_coupling is not None:
+        config = replace(config, pin_c_coupling=args.pin_c_coupling)
+    if args.no_pin_d:
+        config = replace(config, use_pin_d=False)
+    if args.pin_blocks is not None:
+        config = replace(config, pin_blocks=args.pin_blocks)
+    if args.pin_fourier is not None:
+        config = replace(config, pin_fourier_frequencies=args.pin_fourier)
     state = {k: v for k, v in start.model.state_dict().items() if not k.startswith("pin_")}
 
     def fresh(seed: int):
@@ -190,11 +228,19 @@ def main() -> None:
         + " ".join(map(str, args.seeds))
         + (f" --pin-coupling {args.pin_coupling}" if args.pin_coupling else "")
         + (f" --pin-spline-bins {args.pin_spline_bins}" if args.pin_spline_bins else "")
+        + (f" --pin-c-coupling {args.pin_c_coupling}" if args.pin_c_coupling else "")
+        + (" --no-pin-d" if args.no_pin_d else "")
+        + (f" --pin-blocks {args.pin_blocks}" if args.pin_blocks else "")
+        + (f" --pin-fourier {args.pin_fourier}" if args.pin_fourier is not None else "")
         + (" --pose-dependence" if args.pose_dependence else ""),
         "pin_coupling": config.pin_coupling,
         "pin_spline_bins": config.pin_spline_bins,
+        "pin_c_coupling": config.pin_c_coupling or config.pin_coupling,
+        "pin_d": config.use_pin_d,
+        "repose_ms_per_frame_100k": repose_cost(fresh(0), dataset),
         "start": str(args.start),
         "pin_blocks": config.pin_blocks,
+        "pin_fourier_frequencies": config.pin_fourier_frequencies,
         "pin_width": config.pin_width,
         "steps": args.steps,
         "lr": args.lr,

@@ -4,7 +4,8 @@
         [--json benchmarks/results/quality-cpu.json] > table.md
 
 Runs are expected at ``RUNS/VARIANT/METHOD-sSEED`` (as ``benchmarks/ablation.py`` writes them).
-Every report becomes one JSON row (outfit, variant, method, split, seed, frames, ``summary``,
+Every report becomes one JSON row (outfit, variant, method, ``signal`` (the run's training signal:
+``occupancy`` or ``correspondence``), split, seed, frames, ``summary``,
 ``correspondence`` and the ``per_part`` block); rows of an existing JSON file for other outfits
 are kept. The Markdown table has one line per (variant, method, split): the mean over seeds and,
 with several seeds, the spread (sample standard deviation) after ``±``. The stretch column is
@@ -50,6 +51,15 @@ def _stretch(report: dict, part: str) -> float | None:
     return _part(report, part, "stretch_p99")
 
 
+def signal_of(run: Path) -> str:
+    """The run's training signal (its checkpoint's ``state.json``; runs that predate the field
+    trained on occupancy alone)."""
+    state = run / "checkpoint" / "state.json"
+    if not state.exists():
+        return "occupancy"
+    return json.loads(state.read_text()).get("signal", "occupancy")
+
+
 def row_of(path: Path, outfit: str) -> dict:
     report = json.loads(path.read_text())
     run = path.parents[2]
@@ -59,6 +69,7 @@ def row_of(path: Path, outfit: str) -> dict:
         "outfit": outfit,
         "variant": run.parent.name,
         "method": method,
+        "signal": signal_of(run),
         "split": report["split"],
         "seed": seed,
         "frames": report["frames"],
@@ -80,14 +91,16 @@ def cell(values: list[float | None], fmt: str) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    groups: dict[tuple[str, str, str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[dict]] = {}
     for row in rows:
-        key = (row["outfit"], row["split"], row["variant"], row["method"])
+        signal = row.get("signal", "occupancy")
+        key = (row["outfit"], row["split"], row["variant"], signal, row["method"])
         groups.setdefault(key, []).append(row)
-    head = ["outfit", "split", "variant", "method", "seeds", "frames"] + [c[0] for c in COLUMNS]
+    head = ["outfit", "split", "variant", "signal", "method", "seeds", "frames"]
+    head += [c[0] for c in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (outfit, split, variant, method), group in sorted(groups.items()):
-        cells = [outfit, split, variant, method, str(len(group)), str(group[0]["frames"])]
+    for (outfit, split, variant, signal, method), group in sorted(groups.items()):
+        cells = [outfit, split, variant, signal, method, str(len(group)), str(group[0]["frames"])]
         cells += [cell([get(r) for r in group], fmt) for _, get, fmt in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -98,12 +111,22 @@ def main() -> None:
     parser.add_argument("reports", nargs="+", type=Path)
     parser.add_argument("--outfit", required=True)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the JSON's rows of this outfit, replacing only those of the same runs",
+    )
     args = parser.parse_args()
     rows = [row_of(path, args.outfit) for path in args.reports]
     if args.json is not None:
         kept = []
         if args.json.exists():
-            kept = [r for r in json.loads(args.json.read_text()) if r["outfit"] != args.outfit]
+            new = {(r["run"], r["split"]) for r in rows}
+            kept = [
+                {"signal": "occupancy", **r}
+                for r in json.loads(args.json.read_text())
+                if r["outfit"] != args.outfit or (args.keep and (r["run"], r["split"]) not in new)
+            ]
         payload = json.dumps(kept + rows, indent=1) + "\n"
         write_bytes_atomic(args.json, payload.encode())
     print(markdown(rows), end="")

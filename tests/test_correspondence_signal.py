@@ -110,7 +110,11 @@ def test_preset_switches_the_signal_on() -> None:
     assert told.train.correspondences > 0
     last = told.train.steps - 1
     assert told.train.loss_weights.weight("correspondence", last) == CORRESPONDENCE_WEIGHT
-    assert told.model == plain.model  # the signal changes training, not the architecture
+    # Told where the cloth went, ins trains a body-anchored PIN_c and no PIN_d; snarf-nc is as it was.
+    assert told.model.pin_c_coupling == "anchored" and not told.model.use_pin_d
+    assert plain.model.pin_c_coupling == "" and plain.model.use_pin_d
+    snarf = make_preset("cpu-quick", "snarf-nc", signal="correspondence")
+    assert snarf.model == make_preset("cpu-quick", "snarf-nc").model
     with pytest.raises(ValueError, match="unknown training signal"):
         make_preset("cpu-quick", "ins", signal="colour-by-magic")
 

@@ -27,7 +27,7 @@ Shape legend: ``B`` frames, ``N`` points, ``J`` bones, ``K`` root candidates, ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Bool, Float
@@ -45,6 +45,7 @@ from invskin.geometry import (
 )
 from invskin.models.config import ModelConfig
 from invskin.models.signals import CorrespondenceBatch
+from invskin.nets.anchored import ANCHOR_SPACING, BodyTable
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.pose_encoder import PoseCode
 from invskin.nets.siren import Siren, SirenConfig
@@ -65,6 +66,8 @@ from invskin.solvers.inverse_skinning import (
     inverse_lbs,
 )
 
+ANCHOR_MARGIN = 0.02
+"""Metres around the body prior's bounding box covered by a body-anchored PIN_c's table."""
 OUTSIDE = -20.0
 """Logit given to posed points with no valid canonical candidate."""
 FOLD_MARGIN = 0.2
@@ -152,7 +155,11 @@ class AnimatableModel(nn.Module):
         prior_vertices: Float[Tensor, "v 3"],
         prior_weights: Float[Tensor, "v j"],
         padding: float = 0.25,
+        prior_faces: Tensor | None = None,
     ) -> None:
+        """``prior_faces`` (the body prior's triangles) are needed to build a fresh model whose PIN_c
+        is body-anchored (``config.pin_c_coupling``); a model whose weights are loaded next (a
+        saved run) reads the body table from them instead."""
         super().__init__()
         self.config = config
         self.skeleton = skeleton
@@ -215,10 +222,23 @@ class AnimatableModel(nn.Module):
             pose_hidden_width=config.pin_width // 2,
             pooled_dim=config.pin_width // 2,
             pose_conditioned=config.pin_pose_conditioned,
+            fourier_frequencies=config.pin_fourier_frequencies,
             coupling=config.pin_coupling,
             spline_bins=config.pin_spline_bins,
         )
-        self.pin_c = PIN(num_bones, pin_config) if config.use_pin_c else None
+        self.pin_c = None
+        if config.use_pin_c:
+            pin_c_config = replace(
+                pin_config, coupling=config.pin_c_coupling or config.pin_coupling
+            )
+            table = None
+            if pin_c_config.coupling == "anchored":
+                body_lo = prior_vertices.min(0).values - ANCHOR_MARGIN
+                body_hi = prior_vertices.max(0).values + ANCHOR_MARGIN
+                table = BodyTable(body_lo, body_hi, ANCHOR_SPACING)
+                if prior_faces is not None:
+                    table.fill(prior_vertices, prior_faces)
+            self.pin_c = PIN(num_bones, pin_c_config, table)
         self.pin_d = PIN(num_bones, pin_config) if config.use_pin_d else None
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -75,6 +75,13 @@ class ModelConfig:
     pin_coupling: str = "affine"
     """The PINs' couplings: ``affine`` (INS's) or ``spline`` (monotone rational-quadratic splines of
     the free coordinate, local along it; :func:`invskin.nets.pin.rational_quadratic`)."""
+    pin_fourier_frequencies: int = 4
+    """Sine/cosine frequencies of the fixed coordinates a PIN coupling's conditioner sees (periods
+    4 m, 2 m, 1 m, ...): more resolve finer detail across the body."""
+    pin_c_coupling: str = ""
+    """PIN_c's couplings if not ``pin_coupling``'s (empty: the same): ``anchored`` makes them
+    body-anchored (:mod:`invskin.nets.anchored`): the identity on the body prior's canonical body
+    and splines in the gaps beside it, so PIN_c moves cloth and leaves the skin where it is."""
     pin_spline_bins: int = 16
     """Bins of a ``spline`` coupling over [-1.5, 1.5] m."""
     surface_stretch: float | None = None

@@ -345,6 +345,14 @@ class _FastPIN:
         return [c.frame_table(code.bones, code.pooled) for c in self.couplings]
 
 
+def fast_path_supports(model: AnimatableModel) -> bool:
+    """Whether :class:`FastReposer` can repose ``model``: every PIN of affine or spline couplings
+    (body-anchored ones take the reference ``model.repose``)."""
+    return all(
+        pin is None or pin.config.coupling != "anchored" for pin in (model.pin_c, model.pin_d)
+    )
+
+
 class FastReposer:
     """Reposes canonical vertices like ``model.repose``, faster on CPU (see the module docstring).
 
@@ -369,6 +377,11 @@ class FastReposer:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if not fast_path_supports(model):
+            raise ValueError(
+                "the fast reposing path has no body-anchored couplings; repose this model with "
+                "model.repose (invskin.models.pipeline.reposer_for picks it)"
+            )
         self.model = model
         self.chunk_rows = chunk_rows
         self.workers = workers or torch.get_num_threads()

@@ -26,7 +26,7 @@ from invskin.mesh.coarse_to_fine import evaluate_grid_coarse_to_fine
 from invskin.mesh.extract import extract_mesh, mesh_from_grid
 from invskin.mesh.io import TriMesh, load_mesh, save_mesh
 from invskin.models.animatable import AnimatableModel
-from invskin.models.fast_repose import FastReposer
+from invskin.models.fast_repose import FastReposer, fast_path_supports
 from invskin.models.run import load_run
 
 CANONICAL_MESH = "canonical.ply"
@@ -111,8 +111,8 @@ def write_sequence(
 
 def reposer_for(model: AnimatableModel):
     """``(vertices, transforms) -> posed``: the CPU fast path (:mod:`invskin.models.fast_repose`)
-    on CPU, the reference ``model.repose`` on other devices."""
-    if model.bounds.device.type == "cpu":
+    on CPU where it supports the model's couplings, the reference ``model.repose`` otherwise."""
+    if model.bounds.device.type == "cpu" and fast_path_supports(model):
         return FastReposer(model).repose
     return model.repose
 

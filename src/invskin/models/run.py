@@ -28,7 +28,9 @@ def build_model(config: ModelConfig, skeleton: Skeleton, prior: Any) -> Animatab
             "per-vertex weights); every method needs one to initialise skinning. Convert the data "
             "with a body model (see docs/data-format.md)"
         )
-    return AnimatableModel(config, skeleton, prior.vertices.float(), prior.weights.float())
+    return AnimatableModel(
+        config, skeleton, prior.vertices.float(), prior.weights.float(), prior_faces=prior.faces
+    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from invskin.nets.anchored import MIN_GAP, BodyTable, gap_of
 from invskin.nets.mlp import Mlp
 from invskin.nets.pose_encoder import PoseCode, PoseEncoder
 
@@ -66,7 +67,10 @@ class PINConfig:
     """``affine``: ``y = x exp(s) + t``, affine along the free coordinate; ``spline``: a monotone
     rational-quadratic spline of the free coordinate (:func:`rational_quadratic`) on
     ``[-spline_bound, spline_bound]`` with ``spline_bins`` bins, the identity outside, so a coupling
-    can move one stretch of a line without moving the rest of it."""
+    can move one stretch of a line without moving the rest of it; ``anchored``: body-anchored
+    spline couplings (:mod:`invskin.nets.anchored`), the identity on the body and a spline in each
+    gap beside it, one free axis per coupling (a block is three couplings: x, y, z); the PIN then
+    needs a :class:`~invskin.nets.anchored.BodyTable`."""
     spline_bins: int = 16
     spline_bound: float = 1.5
     """Metres: half the width of the interval the spline acts on (the identity outside)."""
@@ -90,6 +94,11 @@ def fourier_features(coords: Float[Tensor, "*b f"], num_frequencies: int) -> Flo
     angles = (coords[..., :, None] * freqs).flatten(-2)
     return torch.cat([coords, torch.sin(angles), torch.cos(angles)], dim=-1)
 
+
+COUPLINGS = ("affine", "spline", "anchored")
+"""Coupling kinds (``PINConfig.coupling``)."""
+GAPS = 3
+"""Gaps of a line that a body-anchored coupling moves (:mod:`invskin.nets.anchored`)."""
 
 SPLINE_MIN_BIN = 1e-3
 """Smallest bin width and height, as a fraction of the interval; and the smallest knot slope."""
@@ -176,9 +185,13 @@ class PoseAwareCoupling(nn.Module):
         if config.pose_conditioned:
             self.attention = nn.Linear(p, num_bones)
             cond_dim += config.pose_embed_dim + config.pooled_dim
-        if config.coupling not in ("affine", "spline"):
-            raise ValueError(f"coupling must be 'affine' or 'spline', got {config.coupling!r}")
-        per_coordinate = 2 if config.coupling == "affine" else 3 * config.spline_bins - 1
+        if config.coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {config.coupling!r}")
+        per_coordinate = {
+            "affine": 2,
+            "spline": 3 * config.spline_bins - 1,
+            "anchored": GAPS * (3 * config.spline_bins - 1),
+        }[config.coupling]
         self.conditioner = Mlp(
             cond_dim,
             per_coordinate * len(self.free),
@@ -249,10 +262,49 @@ class PoseAwareCoupling(nn.Module):
         return PINOutput(self._assemble(y, x_free), -s.sum(-1))
 
 
-class PIN(nn.Module):
-    """Pose-conditioned invertible network: ``forward`` and its exact ``inverse``."""
+class AnchoredCoupling(PoseAwareCoupling):
+    """A body-anchored spline coupling of one axis (:mod:`invskin.nets.anchored`): the identity on
+    the body's intervals of the line through the point, a spline per gap beside them."""
 
-    def __init__(self, num_bones: int, config: PINConfig | None = None) -> None:
+    def __init__(self, axis: int, num_bones: int, config: PINConfig, table: BodyTable) -> None:
+        super().__init__((axis,), num_bones, config)
+        self.axis = axis
+        object.__setattr__(self, "table", table)  # the PIN's module, not one of this coupling
+
+    def _map(self, x: Tensor, code: PoseCode | None, inverse: bool) -> PINOutput:
+        rows, flag = self.table.lookup(self.axis, x[..., list(self.fixed)])
+        value = x[..., self.axis]
+        which, g0, g1 = gap_of(value, rows, flag, self.config.spline_bound)
+        raw = self.raw_parameters(x, code).unflatten(-1, (GAPS, 3 * self.config.spline_bins - 1))
+        chosen = raw.gather(
+            -2, which.clamp(min=0)[..., None, None].expand(*which.shape, 1, raw.shape[-1])
+        )
+        width = (g1 - g0).clamp(min=MIN_GAP)
+        unit = (2.0 * (value - g0) / width - 1.0).clamp(-1.0, 1.0)
+        out, log_slope = rational_quadratic(unit[..., None], chosen, 1.0, inverse=inverse)
+        moved = g0 + 0.5 * (out[..., 0] + 1.0) * width
+        active = which >= 0
+        new = torch.where(active, moved, value)
+        log_det = torch.where(active, log_slope[..., 0], torch.zeros_like(value))
+        return PINOutput(self._assemble(x, new[..., None]), log_det)
+
+    def forward(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        return self._map(x, code, inverse=False)
+
+    def inverse(self, y: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        return self._map(y, code, inverse=True)
+
+
+class PIN(nn.Module):
+    """Pose-conditioned invertible network: ``forward`` and its exact ``inverse``.
+
+    With ``config.coupling == "anchored"``, ``table`` (the body's extent along the grid lines of
+    each axis, :class:`~invskin.nets.anchored.BodyTable`) is required.
+    """
+
+    def __init__(
+        self, num_bones: int, config: PINConfig | None = None, table: BodyTable | None = None
+    ) -> None:
         super().__init__()
         self.config = config = config or PINConfig()
         self.num_bones = num_bones
@@ -263,8 +315,14 @@ class PIN(nn.Module):
             if config.pose_conditioned
             else None
         )
-        couplings = []
-        for block in range(config.num_blocks):
+        couplings: list[PoseAwareCoupling] = []
+        if config.coupling == "anchored":
+            if table is None:
+                raise ValueError("a PIN of body-anchored couplings needs the body's BodyTable")
+            self.table = table
+            for _ in range(config.num_blocks):
+                couplings.extend(AnchoredCoupling(a, num_bones, config, table) for a in range(3))
+        for block in range(config.num_blocks if config.coupling != "anchored" else 0):
             axis = block % 3
             couplings.append(PoseAwareCoupling((axis,), num_bones, config))
             couplings.append(

@@ -89,11 +89,30 @@ def with_signal(train: TrainConfig, signal: str) -> TrainConfig:
     )
 
 
+ANCHORED_PIN_BLOCKS = 4
+"""Blocks (of three body-anchored couplings, x, y, z) of PIN_c with the ``correspondence`` signal."""
+
+
+def model_for_signal(model: ModelConfig, signal: str) -> ModelConfig:
+    """The architecture a signal trains (docs/method.md, "Training signals").
+
+    Occupancy: ``model`` unchanged. Correspondence, for a method with PIN_c: PIN_c made of
+    body-anchored couplings (:data:`ANCHORED_PIN_BLOCKS` blocks), which move cloth and hold the skin
+    still, and no PIN_d, whose smooth couplings, told the answer, drag the body by 2 to 4 mm for
+    no gain on the skirt (``benchmarks/pin_capacity.py``).
+    """
+    if signal != "correspondence" or not model.use_pin_c:
+        return model
+    return replace(
+        model, pin_c_coupling="anchored", pin_blocks=ANCHORED_PIN_BLOCKS, use_pin_d=False
+    )
+
+
 def make_preset(
     name: str, method: str, steps: int | None = None, seed: int = 0, signal: str = "occupancy"
 ) -> Preset:
     """The preset ``name`` for ``method``; ``steps`` overrides the preset's step count; ``signal``
-    says what the run learns from (:func:`with_signal`)."""
+    says what the run learns from (:func:`with_signal`, :func:`model_for_signal`)."""
     if name == "cpu-quick":
         model = ModelConfig(
             **SKINNING_AND_PINS,
@@ -147,4 +166,5 @@ def make_preset(
     steps = steps if steps is not None else train.steps
     train = replace(train, steps=steps, seed=seed, loss_weights=loss_weights(steps))
     train = with_signal(train, signal)
-    return Preset(name, method_config(method, model), train, prior_fit, resolution)
+    model = model_for_signal(method_config(method, model), signal)
+    return Preset(name, model, train, prior_fit, resolution)
