@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -194,3 +195,34 @@ def test_correspondence_training_pulls_the_chain_onto_the_truth(toy_data: Path) 
         loss.backward()
         optimiser.step()
     assert error() < 0.5 * before
+
+
+def test_cape_import_writes_registered_correspondences(tmp_path: Path) -> None:
+    """CAPE's registered meshes share one topology: every scan vertex is a known correspondence,
+    its canonical position the mean of the training scans' vertex unposed by SMPL's weights."""
+    from fixtures_data import write_cape
+    from invskin.body.smpl import SMPLModel
+    from invskin.data.loaders import convert_cape
+    from invskin.data.loaders.cape import unpose
+    from invskin.geometry import lbs
+
+    cape, smpl = tmp_path / "cape_release", tmp_path / "smpl"
+    write_cape(cape, smpl)
+    dataset = convert_cape(cape, tmp_path / "data", smpl, "00032", "longshort", frame_interval=2,
+                           progress=False)  # fmt: skip
+    truth = dataset.correspondence
+    assert truth is not None and truth.posed_vertices.shape[0] == len(dataset)
+    for i in range(len(dataset)):
+        assert np.allclose(truth.posed_vertices[i].numpy(), dataset.scan(i).vertices, atol=1e-5)
+    weights = SMPLModel.load(smpl / "SMPL_MALE.npz").weights.double()
+    train = list(dataset.splits["train"])
+    unposed = [
+        unpose(truth.posed_vertices[i].double(), weights, dataset.transforms[i].double())
+        for i in train
+    ]
+    assert torch.allclose(
+        truth.canonical_vertices.double(), torch.stack(unposed).mean(0), atol=1e-4
+    )
+    # Unposing is the exact inverse of skinning with those weights.
+    back = lbs(unposed[0], weights, dataset.transforms[train[0]].double())
+    assert torch.allclose(back, truth.posed_vertices[train[0]].double(), atol=1e-6)

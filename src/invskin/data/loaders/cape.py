@@ -12,6 +12,8 @@ Recipe (as SNARF): the scan of a frame is ``v_posed - transl`` with SMPL's faces
 removed); bone transforms come from our SMPL forward pass with the subject's minimal body as
 ``v_template``, zero betas and the frame's ``pose``, canonical-to-posed relative to the star pose
 (:mod:`invskin.body.smpl`). The prior is that minimal body in the star pose with SMPL's weights.
+The registered meshes share one topology, so the dataset also gets known correspondences
+(:func:`set_registered_correspondence`): vertex ``i`` is the same point of the clothing in every frame.
 
 Split (UNIF's protocol, seeded): the subject+outfit's clips are sorted, shuffled with
 ``numpy.random.default_rng(seed)``; the first ``floor(0.8 n)`` clips (at least 1, at most n - 1)
@@ -45,6 +47,7 @@ from invskin.data.loaders.common import (
     scan_to_metres,
     written_splits,
 )
+from invskin.geometry import blend_transforms
 from invskin.mesh.io import TriMesh
 
 
@@ -148,7 +151,7 @@ def convert_cape(
     )
     splits: dict[str, list[str]] = {"train": [], "test-within": [], "test-out": []}
     jobs: list[FrameJob] = []
-    params: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    params: dict[str, tuple] = {}
     for motion in train_motions + test_motions:
         files = clips[motion]
         kept, held = interval_split(len(files), frame_interval)
@@ -201,12 +204,39 @@ def convert_cape(
         )
         writer.set_splits(written_splits(splits, report))
         ids = writer.frame_ids
+        set_registered_correspondence(writer, faces, params, ids, splits["train"])
         writer.set_body_params(
             pose=np.stack([params[i][0] for i in ids]).astype(np.float32),
             transl=np.stack([params[i][1] for i in ids]).astype(np.float32),
         )
         writer.info.update(report_info(report))
         return writer.finish()
+
+
+def unpose(posed: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
+    """Posed vertices ``(V, 3)`` carried back to the canonical pose by the inverse of each vertex's
+    blended transform (``weights`` (V, J), ``transforms`` (J, 4, 4) canonical to posed)."""
+    blended = blend_transforms(weights, transforms)  # (V, 4, 4)
+    local = posed - blended[:, :3, 3]
+    return torch.linalg.solve(blended[:, :3, :3], local[..., None])[..., 0]
+
+
+def set_registered_correspondence(
+    writer: DatasetWriter,
+    faces: np.ndarray,
+    params: dict[str, tuple],
+    ids: list[str] | tuple[str, ...],
+    train_ids: list[str],
+) -> None:
+    """Known correspondences of registered meshes (one topology in every frame): vertex ``i`` of
+    every scan is the same material point. Its canonical position is the mean, over the written
+    ``train`` frames, of the scan's vertex unposed by SMPL's weights (test frames do not shape it);
+    its posed positions are the scans' vertices."""
+    written_train = [i for i in train_ids if i in params and i in set(ids)]
+    if not written_train:
+        return
+    canonical = np.mean([params[i][3] for i in written_train], axis=0)
+    writer.set_correspondence(canonical, faces, np.stack([params[i][2] for i in ids]))
 
 
 def _frame_number(path: Path) -> str:
@@ -238,7 +268,7 @@ def _frame_loader(
     model: SMPLModel,
     template: torch.Tensor,
     faces: np.ndarray,
-    params: dict[str, tuple[np.ndarray, np.ndarray]],
+    params: dict[str, tuple],
 ) -> Callable[[], tuple[TriMesh, np.ndarray]]:
     def load() -> tuple[TriMesh, np.ndarray]:
         v_posed, pose, transl = _read_frame(path, model.num_vertices)
@@ -249,7 +279,9 @@ def _frame_loader(
             )
         scan = scan_to_metres(TriMesh(v_posed - transl, faces), str(path), units="m")
         transforms = model.bone_transforms(torch.from_numpy(pose), v_template=template)
-        params[frame_id] = (pose, transl)
+        vertices = torch.as_tensor(scan.vertices, dtype=torch.float64)
+        unposed = unpose(vertices, model.weights.double(), transforms.double())
+        params[frame_id] = (pose, transl, scan.vertices, unposed.numpy())
         return scan, transforms.numpy()
 
     return load
