@@ -165,6 +165,8 @@ class ImportGltf:
     """Animations to use (default: all)."""
     test_out: list[str] | None = None
     """Animations held out as test-out (default: the last one, when there are several)."""
+    test_out_window: float = 0.2
+    """With a single animation (and no --test-out): the fraction at its end held out as test-out."""
     fps: float = 30.0
     """Rate at which animations are sampled into frames."""
     frame_interval: int = 2
@@ -172,7 +174,12 @@ class ImportGltf:
     scans: Path | None = None
     """Folder of your own scans named <frame_id>.ply|obj (default: the skinned mesh)."""
     units: Literal["auto", "m", "cm", "mm"] = "auto"
-    """Units of your own scans."""
+    """Units of the file (mesh, skeleton, animation) and of your own scans; auto: the bind-pose
+    mesh's size says metres, centimetres or millimetres (scans: each scan's size)."""
+    skin: str | None = None
+    """Skin to import, by index or name (default: the skin whose meshes have the most vertices)."""
+    mesh: list[str] | None = None
+    """Mesh nodes of that skin to use, by node or mesh name or node index (default: all)."""
     skip_bad_frames: bool = False
 
     def main(self) -> None:
@@ -184,10 +191,13 @@ class ImportGltf:
             self.out,
             animations=self.animations,
             test_out_animations=self.test_out,
+            test_out_window=self.test_out_window,
             fps=self.fps,
             frame_interval=self.frame_interval,
             scans_dir=self.scans,
             units=self.units,
+            skin=self.skin,
+            meshes=self.mesh,
             skip_bad_frames=self.skip_bad_frames,
         )
         print(_dataset_summary(dataset))

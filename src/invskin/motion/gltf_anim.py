@@ -119,7 +119,14 @@ def load_gltf(path: Path | str) -> GltfScene:
     parent = [-1] * len(nodes)
     for i, node in enumerate(nodes):
         for child in node.children or []:
+            if not 0 <= child < len(nodes) or parent[child] >= 0:
+                raise DataError(
+                    f"{path}: node {child} is not a node or has two parents; glTF nodes form trees"
+                )
             parent[child] = i
+    cycle = _cycle_node(parent)
+    if cycle is not None:
+        raise DataError(f"{path}: node {cycle} is its own ancestor; glTF nodes form trees")
     rest = np.zeros((len(nodes), 4, 4))
     for i, node in enumerate(nodes):
         if node.matrix is not None:
@@ -127,6 +134,22 @@ def load_gltf(path: Path | str) -> GltfScene:
         else:
             rest[i] = _trs(*_node_trs(node))
     return GltfScene(gltf, blob, tuple(parent), rest, str(path))
+
+
+def _cycle_node(parent: list[int]) -> int | None:
+    """A node on a cycle of the parent links, or ``None`` when they form a forest."""
+    state = [0] * len(parent)  # 0 unseen, 1 on the current path, 2 done
+    for start in range(len(parent)):
+        path, i = [], start
+        while i >= 0 and state[i] == 0:
+            state[i] = 1
+            path.append(i)
+            i = parent[i]
+        if i >= 0 and state[i] == 1:
+            return i
+        for j in path:
+            state[j] = 2
+    return None
 
 
 def world_transforms(local: np.ndarray, parent: tuple[int, ...]) -> np.ndarray:

@@ -2,27 +2,48 @@
 
 Any skeleton (a quadruped, a tail, a rig that lists children before parents):
 
-- **skeleton**: the joints of the first skin, sorted parents-first (depth-first from the roots; a
-  joint's parent is its nearest ancestor node that is a joint); canonical transforms are the bind
-  pose, ``G_j = IBM_j^-1``; they must be rigid (a scaled joint is an error saying what to do);
-- **prior**: the skinned mesh in the bind pose (all triangle primitives of the skinned mesh node),
-  its ``JOINTS_0/WEIGHTS_0`` (and ``_1``) as dense per-vertex weights renormalised to sum to 1;
+- **skin**: ``skin`` (index or name) or by default the skin whose meshes have the most vertices;
+  a file whose skin has no ``inverseBindMatrices`` is refused (glTF then binds every joint at the
+  origin, which gives no skeleton);
+- **skeleton**: the skin's joints, sorted parents-first (depth-first from the roots; a joint's
+  parent is its nearest ancestor node that is a joint, so non-joint nodes inside the hierarchy are
+  skipped); canonical transforms are the bind pose ``IBM_j^-1`` with each joint's **uniform scale
+  factored out** (:func:`factor_uniform_scale`: a scaled armature node above the joints, scaled
+  joints, scaled inverse bind matrices); a non-uniform scale or a shear is refused, naming the
+  joint;
+- **prior**: every triangle primitive of the mesh nodes that use the skin (or the ``meshes``
+  chosen by mesh or node name), merged, in the bind pose, with ``JOINTS_0/WEIGHTS_0`` (and ``_1``)
+  as dense per-vertex weights renormalised to sum to 1. The skinned node's own transform and its
+  parents' are ignored, as glTF specifies. Parts with open edges get a warning
+  (:func:`open_edge_report`): occupancy learns closed surfaces;
 - **frames**: every selected animation sampled at ``fps``
   (:func:`invskin.motion.gltf_anim.sample_animation`); frame f's bone transforms are
-  ``T_j(f) = JointWorld_j(f) IBM_j`` (the glTF skinning matrices, canonical-to-posed);
+  ``T_j(f) = JointWorld_j(f) IBM_j`` (the glTF skinning matrices, canonical-to-posed), which must
+  be rigid (an animated scale is an error naming the joint);
+- **upright**: files exported z up bind their mesh lying down; the bind space is turned by a
+  quarter or half turn so that what the node rest pose shows as up is +y (:func:`upright_rotation`;
+  the frames' transforms are re-expressed, the posed meshes do not change);
+- **units**: mesh, bind-pose and animation translations are scaled together by ``units``
+  (``m``, ``cm``, ``mm``); ``auto`` reads the bind-pose mesh's bounding-box diagonal
+  (:func:`detect_units`);
 - **scans**: the skinned mesh in each frame (glTF's linear blend skinning; morph targets are not
   applied), with its ground-truth correspondences, or the user's own scans from ``scans_dir``
-  named ``<frame_id>.ply|obj`` (units as :mod:`invskin.data.loaders.common`);
+  named ``<frame_id>.ply|obj`` (scaled by ``units``, or detected per scan as in
+  :mod:`invskin.data.loaders.common` when ``auto``);
 - **splits**: frames of the ``test_out_animations`` (default: the last animation when there are
-  several) are ``test-out``, every ``frame_interval``-th frame; in the other animations frame
-  positions ``k % frame_interval == 0`` are ``train`` and ``== frame_interval // 2`` ``test-within``.
+  several) are ``test-out``, every ``frame_interval``-th frame; with a single animation and no
+  ``test_out_animations``, the last ``test_out_window`` fraction of its frames is ``test-out``.
+  Elsewhere frame positions ``k % frame_interval == 0`` are ``train`` and
+  ``== frame_interval // 2`` ``test-within``.
 
-Frame ids are ``<animation>_<k:04d>``. glTF is y up and in metres, like invskin.
+Frame ids are ``<animation>_<k:04d>``. glTF is y up, like invskin.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +52,7 @@ import torch
 from invskin.body.skeleton import Skeleton
 from invskin.data.format import BodyPrior, DataError, Dataset, DatasetWriter
 from invskin.data.loaders.common import (
+    UNIT_SCALE,
     ConversionReport,
     FrameJob,
     interval_split,
@@ -49,18 +71,33 @@ from invskin.motion.gltf_anim import (
     load_gltf,
     parents_first,
     sample_animation,
-    skin_joints,
     world_transforms,
 )
 
+logger = logging.getLogger("invskin.data")
+
 TRIANGLES = 4
 RIGID_TOLERANCE = 1e-3
+METRES_MAX_DIAGONAL = 10.0
+CENTIMETRES_MAX_DIAGONAL = 400.0
+MILLIMETRES_MAX_DIAGONAL = 10_000.0
+
+
+@dataclass(frozen=True)
+class SkinnedMesh:
+    """The merged bind-pose mesh of a skin: vertices (V, 3), faces (T, 3), weights (V, J) in the
+    skin's joint order, and per part (``mesh name/primitive``) its range of faces."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    weights: np.ndarray
+    parts: tuple[tuple[str, int, int], ...]
 
 
 def _rigid_problem(matrices: np.ndarray) -> float:
     rotation = matrices[..., :3, :3]
     gram = rotation.swapaxes(-1, -2) @ rotation
-    return float(np.abs(gram - np.eye(3)).max())
+    return float(np.abs(gram - np.eye(3)).max(initial=0.0))
 
 
 def _unique_names(names: list[str | None]) -> list[str]:
@@ -75,49 +112,213 @@ def _unique_names(names: list[str | None]) -> list[str]:
     return out
 
 
-def read_skinned_mesh(
-    scene: GltfScene, num_joints: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Bind-pose vertices, faces and dense (V, J) weights of the first skinned mesh node."""
-    gltf = scene.gltf
-    node_index = next(
-        (i for i, n in enumerate(gltf.nodes or []) if n.mesh is not None and n.skin == 0), None
-    )
-    if node_index is None:
-        raise DataError(f"{scene.path}: no node uses skin 0 with a mesh; export the skinned mesh")
-    vertices, faces, weights = [], [], []
-    count = 0
-    for k, prim in enumerate(gltf.meshes[gltf.nodes[node_index].mesh].primitives):
-        if (prim.mode if prim.mode is not None else TRIANGLES) != TRIANGLES:
-            continue
-        attrs = prim.attributes
-        if attrs.POSITION is None or attrs.JOINTS_0 is None or attrs.WEIGHTS_0 is None:
+def factor_uniform_scale(
+    matrices: np.ndarray, names: list[str], where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split (J, 4, 4) affine transforms into rigid ones and per-joint uniform scales.
+
+    ``M = [s R | t]`` becomes ``[R | t]`` and ``s`` (the cube root of the determinant). A joint
+    whose ``M / s`` is not a rotation (non-uniform scale, shear) or whose determinant is not
+    positive (a mirror) raises a :class:`DataError` naming the joint.
+    """
+    linear = matrices[:, :3, :3]
+    det = np.linalg.det(linear)
+    for j in np.flatnonzero(~(det > 1e-12)):
+        raise DataError(
+            f"{where}: joint {names[j]!r} is mirrored or collapsed in the bind pose (determinant "
+            f"{det[j]:.3g}); apply the transforms in the modelling tool before export "
+            "(Blender: Object > Apply > All Transforms)"
+        )
+    scale = np.cbrt(det)
+    rigid = matrices.copy()
+    rigid[:, :3, :3] = linear / scale[:, None, None]
+    for j in range(len(matrices)):
+        off = _rigid_problem(rigid[j])
+        if off > RIGID_TOLERANCE:
+            axes = np.linalg.norm(linear[j], axis=0)
             raise DataError(
-                f"{scene.path}: primitive {k} of the skinned mesh lacks POSITION, JOINTS_0 or "
-                "WEIGHTS_0; export the mesh with its skin weights"
+                f"{where}: joint {names[j]!r} is scaled non-uniformly or sheared in the bind pose "
+                f"(axis scales {np.array2string(axes, precision=4)}, off rigid by {off:.2g} after "
+                "removing its uniform scale); only uniform scales are factored out: apply the "
+                "scale in the modelling tool before export (Blender: Object > Apply > All "
+                "Transforms)"
             )
-        v = scene.accessor(attrs.POSITION).astype(np.float64)
-        dense = np.zeros((len(v), num_joints))
-        sets = [
-            (getattr(attrs, f"JOINTS_{i}", None), getattr(attrs, f"WEIGHTS_{i}", None))
-            for i in (0, 1)
-        ]
-        for joints_acc, weights_acc in sets:
-            if joints_acc is None or weights_acc is None:
+    return rigid, scale
+
+
+def detect_units(diagonal: float, where: str) -> float:
+    """Metres per file unit from the bind-pose mesh's bounding-box diagonal: up to 10 metres,
+    up to 400 centimetres, up to 10,000 millimetres; anything else asks for ``--units``."""
+    if 0.0 < diagonal <= METRES_MAX_DIAGONAL:
+        return 1.0
+    if diagonal <= CENTIMETRES_MAX_DIAGONAL:
+        return UNIT_SCALE["cm"]
+    if diagonal <= MILLIMETRES_MAX_DIAGONAL:
+        return UNIT_SCALE["mm"]
+    raise DataError(
+        f"{where}: the bind-pose mesh's bounding-box diagonal is {diagonal:.4g}, neither metres, "
+        "centimetres nor millimetres of a character; pass --units m, cm or mm"
+    )
+
+
+def unit_scale(units: str, vertices: np.ndarray, where: str) -> float:
+    """Metres per file unit: the given ``units``, or detected (:func:`detect_units`)."""
+    if units not in ("auto", *UNIT_SCALE):
+        raise DataError(f"units must be 'auto', 'm', 'cm' or 'mm', got {units!r}")
+    if units != "auto":
+        return UNIT_SCALE[units]
+    diagonal = float(np.linalg.norm(vertices.max(0) - vertices.min(0))) if len(vertices) else 0.0
+    return detect_units(diagonal, where)
+
+
+def scale_translations(transforms: np.ndarray, scale: float) -> np.ndarray:
+    """(..., 4, 4) rigid transforms with their translations multiplied by ``scale`` (the same
+    motion expressed in units ``scale`` times larger: ``U T U^-1``)."""
+    out = transforms.copy()
+    out[..., :3, 3] *= scale
+    return out
+
+
+def upright_rotation(rest_skinning: np.ndarray) -> np.ndarray:
+    """(4, 4) rotation turning the bind space upright: the bind-space axis (+-x, +-y, +-z)
+    closest to what the file's node rest pose shows as up (``rest_skinning``: a root joint's
+    ``JointWorld(rest) IBM``) is turned to +y by a quarter or half turn (identity when it already
+    is +y). Files exported z up (Blender, Collada) bind their mesh lying down otherwise."""
+    linear = rest_skinning[:3, :3]
+    up = linear.T @ np.array([0.0, 1.0, 0.0]) / np.cbrt(np.linalg.det(linear))
+    axis = int(np.argmax(np.abs(up)))
+    sign = float(np.sign(up[axis]))
+    turn = np.eye(4)
+    if axis == 0:  # +-x to +y: a quarter turn about z
+        turn[:2, :2] = [[0.0, -sign], [sign, 0.0]]
+    elif axis == 2:  # +-z to +y: a quarter turn about x
+        turn[1:3, 1:3] = [[0.0, sign], [-sign, 0.0]]
+    elif sign < 0:  # -y to +y: a half turn about x
+        turn[1:3, 1:3] = [[-1.0, 0.0], [0.0, -1.0]]
+    return turn
+
+
+def skin_meshes(scene: GltfScene) -> dict[int, list[int]]:
+    """For each skin index, the mesh nodes that use it (file order)."""
+    out: dict[int, list[int]] = {k: [] for k in range(len(scene.gltf.skins or []))}
+    for i, node in enumerate(scene.gltf.nodes or []):
+        if node.mesh is not None and node.skin is not None and node.skin in out:
+            out[node.skin].append(i)
+    return out
+
+
+def _vertex_count(scene: GltfScene, node: int) -> int:
+    mesh = scene.gltf.meshes[scene.gltf.nodes[node].mesh]
+    return sum(
+        scene.gltf.accessors[p.attributes.POSITION].count
+        for p in mesh.primitives
+        if p.attributes.POSITION is not None
+    )
+
+
+def _skin_label(scene: GltfScene, k: int) -> str:
+    name = scene.gltf.skins[k].name
+    return f"{k} ({name!r})" if name else str(k)
+
+
+def select_skin(scene: GltfScene, skin: str | int | None) -> int:
+    """The skin to import: by index or name, or by default the one whose mesh nodes hold the most
+    vertices (the first on a tie)."""
+    skins = scene.gltf.skins or []
+    if not skins:
+        raise DataError(f"{scene.path} has no skin: it must be a rigged (skinned) character")
+    labels = ", ".join(_skin_label(scene, k) for k in range(len(skins)))
+    if skin is None:
+        users = skin_meshes(scene)
+        counts = [sum(_vertex_count(scene, n) for n in users[k]) for k in range(len(skins))]
+        return int(np.argmax(counts))
+    if isinstance(skin, int) or str(skin).isdigit():
+        index = int(skin)
+        if not 0 <= index < len(skins):
+            raise DataError(f"{scene.path}: no skin {index}; it has {labels}")
+        return index
+    matches = [k for k, s in enumerate(skins) if s.name == skin]
+    if not matches:
+        raise DataError(f"{scene.path}: no skin named {skin!r}; it has {labels}")
+    return matches[0]
+
+
+def select_mesh_nodes(scene: GltfScene, skin: int, meshes: list[str] | None) -> list[int]:
+    """The mesh nodes using ``skin``: all of them, or those whose node or mesh name (or node
+    index) is in ``meshes``."""
+    gltf = scene.gltf
+    users = skin_meshes(scene)[skin]
+
+    def labels(node: int) -> set[str]:
+        out = {str(node)}
+        if gltf.nodes[node].name:
+            out.add(gltf.nodes[node].name)
+        if gltf.meshes[gltf.nodes[node].mesh].name:
+            out.add(gltf.meshes[gltf.nodes[node].mesh].name)
+        return out
+
+    described = [f"node {n} {sorted(labels(n) - {str(n)})}" for n in users]
+    if not users:
+        raise DataError(
+            f"{scene.path}: no mesh node uses skin {_skin_label(scene, skin)}; export the skinned "
+            "mesh, or pick another skin with --skin"
+        )
+    if not meshes:
+        return users
+    chosen = [n for n in users if labels(n) & set(meshes)]
+    unknown = [m for m in meshes if not any(m in labels(n) for n in users)]
+    if unknown:
+        raise DataError(
+            f"{scene.path}: meshes {unknown} are not skinned by skin {_skin_label(scene, skin)}; "
+            f"its mesh nodes are {described}"
+        )
+    return chosen
+
+
+def _dense_weights(scene: GltfScene, attrs, count: int, num_joints: int) -> np.ndarray:
+    dense = np.zeros((count, num_joints))
+    for i in (0, 1):
+        joints_acc = getattr(attrs, f"JOINTS_{i}", None)
+        weights_acc = getattr(attrs, f"WEIGHTS_{i}", None)
+        if joints_acc is None or weights_acc is None:
+            continue
+        joint_ids = scene.accessor(joints_acc).astype(np.int64)
+        w = scene.accessor(weights_acc).astype(np.float64)
+        if joint_ids.max(initial=0) >= num_joints:
+            raise DataError(f"{scene.path}: JOINTS index beyond the skin's {num_joints} joints")
+        np.add.at(dense, (np.arange(count)[:, None].repeat(4, 1), joint_ids), w)
+    return dense
+
+
+def read_skinned_mesh(scene: GltfScene, nodes: list[int], num_joints: int) -> SkinnedMesh:
+    """Bind-pose vertices, faces and dense (V, J) weights of the triangle primitives of ``nodes``
+    (merged; the nodes' own transforms are ignored, as glTF specifies for skinned meshes)."""
+    gltf = scene.gltf
+    vertices, faces, weights, parts = [], [], [], []
+    count = num_faces = 0
+    for node in nodes:
+        mesh = gltf.meshes[gltf.nodes[node].mesh]
+        label = mesh.name or gltf.nodes[node].name or f"mesh {gltf.nodes[node].mesh}"
+        for k, prim in enumerate(mesh.primitives):
+            if (prim.mode if prim.mode is not None else TRIANGLES) != TRIANGLES:
                 continue
-            joint_ids = scene.accessor(joints_acc).astype(np.int64)
-            w = scene.accessor(weights_acc).astype(np.float64)
-            if joint_ids.max(initial=0) >= num_joints:
-                raise DataError(f"{scene.path}: JOINTS index beyond the skin's {num_joints} joints")
-            np.add.at(dense, (np.arange(len(v))[:, None].repeat(4, 1), joint_ids), w)
-        if prim.indices is not None:
-            f = scene.accessor(prim.indices).astype(np.int64).reshape(-1, 3)
-        else:
-            f = np.arange(len(v)).reshape(-1, 3)
-        vertices.append(v)
-        faces.append(f + count)
-        weights.append(dense)
-        count += len(v)
+            attrs = prim.attributes
+            if attrs.POSITION is None or attrs.JOINTS_0 is None or attrs.WEIGHTS_0 is None:
+                raise DataError(
+                    f"{scene.path}: primitive {k} of mesh {label!r} lacks POSITION, JOINTS_0 or "
+                    "WEIGHTS_0; export the mesh with its skin weights"
+                )
+            v = scene.accessor(attrs.POSITION).astype(np.float64)
+            if prim.indices is not None:
+                f = scene.accessor(prim.indices).astype(np.int64).reshape(-1, 3)
+            else:
+                f = np.arange(len(v) - len(v) % 3).reshape(-1, 3)
+            vertices.append(v)
+            faces.append(f + count)
+            weights.append(_dense_weights(scene, attrs, len(v), num_joints))
+            parts.append((f"{label}/{k}", num_faces, num_faces + len(f)))
+            count += len(v)
+            num_faces += len(f)
     if not vertices:
         raise DataError(f"{scene.path}: the skinned mesh has no triangle primitives")
     weights_all = np.concatenate(weights)
@@ -127,7 +328,55 @@ def read_skinned_mesh(
             f"{scene.path}: {int((total <= 0).sum())} vertices have no skin weight; weight every "
             "vertex to at least one joint"
         )
-    return np.concatenate(vertices), np.concatenate(faces), weights_all / total, node_index
+    return SkinnedMesh(
+        np.concatenate(vertices), np.concatenate(faces), weights_all / total, tuple(parts)
+    )
+
+
+def open_edges(faces: np.ndarray) -> int:
+    """Number of edges used by exactly one triangle (0 for a closed surface)."""
+    if len(faces) == 0:
+        return 0
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    return int((counts == 1).sum())
+
+
+def open_edge_report(mesh: SkinnedMesh) -> list[tuple[str, int]]:
+    """Parts of ``mesh`` with open edges and how many (edges shared by parts count as closed)."""
+    # Parts often share vertices only by position (split at material seams): weld first.
+    _, welded = np.unique(np.round(mesh.vertices, 6), axis=0, return_inverse=True)
+    faces = welded.reshape(-1)[mesh.faces]
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    single = (counts[inverse.reshape(-1)] == 1).reshape(-1, 3).sum(1)
+    return [(name, int(single[a:b].sum())) for name, a, b in mesh.parts if single[a:b].sum() > 0]
+
+
+def one_clip_split(count: int, window: float) -> int:
+    """First frame of the held-out time window (the last ``window`` fraction of ``count``
+    frames; ``count`` when the window is empty)."""
+    if not 0.0 <= window < 1.0:
+        raise DataError(f"test_out_window must be in [0, 1), got {window}")
+    if window == 0.0 or count < 2:
+        return count
+    return min(max(int(np.ceil(count * (1.0 - window))), 1), count - 1)
+
+
+def split_frames(
+    count: int, interval: int, held_out: bool, window_start: int
+) -> list[tuple[int, str]]:
+    """(frame position, split) of one animation: ``held_out`` animations give every
+    ``interval``-th frame to test-out; otherwise frames from ``window_start`` on are test-out
+    likewise and the others train / test-within (:func:`interval_split`)."""
+    kept, held = interval_split(count, interval)
+    start = 0 if held_out else window_start
+    out = [(k, "test-out") for k in interval_split(count - start, interval)[0]]
+    out = [(k + start, split) for k, split in out]
+    if not held_out:
+        out += [(k, "train") for k in kept if k < start]
+        out += [(k, "test-within") for k in held if k < start]
+    return sorted(out)
 
 
 def convert_gltf(
@@ -136,10 +385,13 @@ def convert_gltf(
     *,
     animations: list[str] | None = None,
     test_out_animations: list[str] | None = None,
+    test_out_window: float = 0.2,
     fps: float = 30.0,
     frame_interval: int = 2,
     scans_dir: Path | str | None = None,
     units: str = "auto",
+    skin: str | int | None = None,
+    meshes: list[str] | None = None,
     skip_bad_frames: bool = False,
     progress: bool = True,
     name: str | None = None,
@@ -149,24 +401,48 @@ def convert_gltf(
     if fps <= 0:
         raise DataError(f"fps must be positive, got {fps}")
     scene = load_gltf(src)
-    joints, bind = skin_joints(scene)
-    worst = _rigid_problem(bind)
-    if worst > RIGID_TOLERANCE:
+    skin_index = select_skin(scene, skin)
+    skin_def = scene.gltf.skins[skin_index]
+    if skin_def.inverseBindMatrices is None:
         raise DataError(
-            f"{src}: the bind pose scales or shears joints (off rigid by {worst:.2g}); apply the "
-            "scale to the rig before export (Blender: Object > Apply > All Transforms)"
+            f"{src}: skin {_skin_label(scene, skin_index)} has no inverseBindMatrices, so glTF "
+            "binds every joint at the origin and the file gives no bind-pose skeleton; export "
+            "the skin with its inverse bind matrices"
+        )
+    joints = list(skin_def.joints)
+    node_names = _unique_names([scene.gltf.nodes[n].name for n in joints])
+    ibm = scene.accessor(skin_def.inverseBindMatrices).reshape(-1, 4, 4).swapaxes(-1, -2)
+    if len(ibm) != len(joints):
+        raise DataError(
+            f"{src}: skin {_skin_label(scene, skin_index)} has {len(joints)} joints but "
+            f"{len(ibm)} inverse bind matrices"
+        )
+    ibm = ibm.astype(np.float64)
+    bind, _ = factor_uniform_scale(np.linalg.inv(ibm), node_names, str(src))
+    mesh = read_skinned_mesh(scene, select_mesh_nodes(scene, skin_index, meshes), len(joints))
+    to_metres = unit_scale(units, mesh.vertices, str(src))
+    open_parts = open_edge_report(mesh)
+    if open_parts:
+        logger.warning(
+            "%s: parts with open edges: %s. Occupancy learns closed surfaces, so open or "
+            "one-sided parts (visors, hair cards, single-layer cloth) come out thickened, "
+            "rounded or missing; leave such meshes out with --mesh, or close them",
+            src,
+            ", ".join(f"{part} ({count} edges)" for part, count in open_parts),
         )
     parents = joint_parents(scene, joints)
     order = parents_first(parents)
     position = {old: new for new, old in enumerate(order)}
-    node_names = _unique_names([scene.gltf.nodes[n].name for n in joints])
+    rest_world = world_transforms(scene.rest_local, scene.parent)
+    upright = upright_rotation(rest_world[joints[order[0]]] @ ibm[order[0]])
     skeleton = Skeleton(
         names=tuple(node_names[i] for i in order),
         parents=tuple(-1 if parents[i] < 0 else position[parents[i]] for i in order),
-        canonical=torch.from_numpy(bind[order]).float(),
+        canonical=torch.from_numpy(scale_translations(upright @ bind[order], to_metres)).float(),
     )
-    vertices, faces, weights, _ = read_skinned_mesh(scene, len(joints))
-    weights = weights[:, order]
+    vertices = mesh.vertices @ upright[:3, :3].T * to_metres
+    faces = mesh.faces
+    weights = mesh.weights[:, order]
     prior = BodyPrior(
         torch.from_numpy(vertices).float(),
         torch.from_numpy(faces),
@@ -181,31 +457,42 @@ def convert_gltf(
     if unknown:
         raise DataError(f"{src}: no animations {unknown}; it has {names}")
     test_out = set(test_out_animations or ([chosen[-1]] if len(chosen) > 1 else []))
-    inverse_bind = np.linalg.inv(bind)
+    window = test_out_window if len(chosen) == 1 and not test_out_animations else 0.0
     frames: list[tuple[str, str, np.ndarray]] = []
     splits: dict[str, list[str]] = {"train": [], "test-within": [], "test-out": []}
+    ordered_names = [node_names[i] for i in order]
     for anim in chosen:
         world = world_transforms(sample_animation(scene, names.index(anim), fps), scene.parent)
-        transforms = (world[:, joints] @ inverse_bind)[:, order]
-        kept, held = interval_split(len(transforms), frame_interval)
+        skinning = (world[:, joints] @ ibm)[:, order] @ upright.T
+        transforms = scale_translations(skinning, to_metres)
         label = safe_frame_id(anim)
-        for k in sorted(set(kept) | (set() if anim in test_out else set(held))):
+        start = one_clip_split(len(transforms), window)
+        for k, split in split_frames(len(transforms), frame_interval, anim in test_out, start):
             frame_id = f"{label}_{k:04d}"
             frames.append((frame_id, anim, transforms[k]))
-            if anim in test_out:
-                splits["test-out"].append(frame_id)
-            else:
-                splits["train" if k in kept else "test-within"].append(frame_id)
+            splits[split].append(frame_id)
 
     report = ConversionReport()
     scans = Path(scans_dir) if scans_dir is not None else None
     v = torch.from_numpy(vertices)
     w = torch.from_numpy(weights)
     jobs = [
-        FrameJob(frame_id, src, anim, _frame_loader(frame_id, t, v, w, faces, scans, units, report))
+        FrameJob(
+            frame_id,
+            src,
+            anim,
+            _frame_loader(frame_id, t, v, w, faces, scans, units, report, ordered_names),
+        )
         for frame_id, anim, t in frames
     ]
-    info = {"gltf": str(src), "animations": chosen, "fps": fps, "own_scans": scans is not None}
+    info = {
+        "gltf": str(src),
+        "animations": chosen,
+        "fps": fps,
+        "own_scans": scans is not None,
+        "skin": skin_index,
+        "metres_per_unit": to_metres,
+    }
     with DatasetWriter(
         out, name or src.stem, skeleton, prior=prior, source=f"gltf {src}", info=info
     ) as writer:
@@ -238,13 +525,16 @@ def _frame_loader(
     scans: Path | None,
     units: str,
     report: ConversionReport,
+    names: list[str],
 ) -> Callable[[], tuple[TriMesh, np.ndarray]]:
     def load() -> tuple[TriMesh, np.ndarray]:
-        worst = _rigid_problem(transforms)
-        if worst > RIGID_TOLERANCE:
+        off = [_rigid_problem(t) for t in transforms]
+        worst = int(np.argmax(off))
+        if off[worst] > RIGID_TOLERANCE:
             raise DataError(
-                f"frame {frame_id}: the animation scales joints (off rigid by {worst:.2g}); "
-                "invskin needs rigid bone motion: remove scale keys"
+                f"frame {frame_id}: the animation scales joint {names[worst]!r} away from its "
+                f"bind-pose scale (off rigid by {off[worst]:.2g}); invskin needs rigid bone "
+                "motion: remove the scale keys"
             )
         if scans is None:
             posed = lbs(vertices, weights, torch.from_numpy(transforms)).numpy()
