@@ -180,7 +180,6 @@ def main() -> None:
     )
     parser.add_argument("--no-pin-d", action="store_true", help="fit PIN_c alone (no PIN_d)")
     parser.add_argument("--pin-blocks", type=int, default=None, help="default: the run's")
-    parser.add_argument("--pin-fourier", type=int, default=None, help="default: the run's")
     parser.add_argument(
         "--pose-dependence",
         action="store_true",
@@ -210,8 +209,6 @@ def main() -> None:
         config = replace(config, use_pin_d=False)
     if args.pin_blocks is not None:
         config = replace(config, pin_blocks=args.pin_blocks)
-    if args.pin_fourier is not None:
-        config = replace(config, pin_fourier_frequencies=args.pin_fourier)
     state = {k: v for k, v in start.model.state_dict().items() if not k.startswith("pin_")}
 
     def fresh(seed: int):
@@ -231,7 +228,6 @@ def main() -> None:
         + (f" --pin-c-coupling {args.pin_c_coupling}" if args.pin_c_coupling else "")
         + (" --no-pin-d" if args.no_pin_d else "")
         + (f" --pin-blocks {args.pin_blocks}" if args.pin_blocks else "")
-        + (f" --pin-fourier {args.pin_fourier}" if args.pin_fourier is not None else "")
         + (" --pose-dependence" if args.pose_dependence else ""),
         "pin_coupling": config.pin_coupling,
         "pin_spline_bins": config.pin_spline_bins,
@@ -240,7 +236,6 @@ def main() -> None:
         "repose_ms_per_frame_100k": repose_cost(fresh(0), dataset),
         "start": str(args.start),
         "pin_blocks": config.pin_blocks,
-        "pin_fourier_frequencies": config.pin_fourier_frequencies,
         "pin_width": config.pin_width,
         "steps": args.steps,
         "lr": args.lr,

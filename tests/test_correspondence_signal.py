@@ -226,3 +226,13 @@ def test_cape_import_writes_registered_correspondences(tmp_path: Path) -> None:
     # Unposing is the exact inverse of skinning with those weights.
     back = lbs(unposed[0], weights, dataset.transforms[train[0]].double())
     assert torch.allclose(back, truth.posed_vertices[train[0]].double(), atol=1e-6)
+
+
+def test_saved_configs_with_retired_settings_load_and_unknown_ones_are_refused() -> None:
+    saved = make_preset("cpu-quick", "ins", signal="correspondence").model.to_json()
+    retired = {**saved, "pin_fourier_frequencies": 4, "pin_pooled_pose": True}
+    assert ModelConfig.from_json(retired) == ModelConfig.from_json(saved)
+    with pytest.raises(ValueError, match="pin_fourier_frequencies"):
+        ModelConfig.from_json({**saved, "pin_fourier_frequencies": 6})
+    with pytest.raises(ValueError, match="colour_field"):
+        ModelConfig.from_json({**saved, "colour_field": True})

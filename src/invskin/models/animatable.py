@@ -222,7 +222,6 @@ class AnimatableModel(nn.Module):
             pose_hidden_width=config.pin_width // 2,
             pooled_dim=config.pin_width // 2,
             pose_conditioned=config.pin_pose_conditioned,
-            fourier_frequencies=config.pin_fourier_frequencies,
             coupling=config.pin_coupling,
             spline_bins=config.pin_spline_bins,
         )

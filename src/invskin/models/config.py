@@ -14,7 +14,7 @@ skinning field, root finder, samples and losses, so the comparison isolates what
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 Method = Literal[
@@ -75,9 +75,6 @@ class ModelConfig:
     pin_coupling: str = "affine"
     """The PINs' couplings: ``affine`` (INS's) or ``spline`` (monotone rational-quadratic splines of
     the free coordinate, local along it; :func:`invskin.nets.pin.rational_quadratic`)."""
-    pin_fourier_frequencies: int = 4
-    """Sine/cosine frequencies of the fixed coordinates a PIN coupling's conditioner sees (periods
-    4 m, 2 m, 1 m, ...): more resolve finer detail across the body."""
     pin_c_coupling: str = ""
     """PIN_c's couplings if not ``pin_coupling``'s (empty: the same): ``anchored`` makes them
     body-anchored (:mod:`invskin.nets.anchored`): the identity on the body prior's canonical body
@@ -108,11 +105,30 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
+        """A configuration saved by :meth:`to_json`. Settings that no longer exist are dropped
+        where they hold the only value they could act with (:data:`RETIRED_SETTINGS`); any other
+        unknown setting is refused with its name."""
         data = dict(data)
+        for key, value in RETIRED_SETTINGS.items():
+            if key in data and data[key] == value:
+                del data[key]
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"the saved model configuration has settings this invskin does not know: "
+                f"{', '.join(unknown)}; it was written by another version of invskin: load it "
+                "with that version"
+            )
         data["skinning_grid"] = tuple(data["skinning_grid"])
         data["init_bones"] = tuple(data["init_bones"])
         data["prior_grid"] = tuple(data.get("prior_grid", ()))
         return cls(**data)
+
+
+RETIRED_SETTINGS: dict[str, Any] = {"pin_fourier_frequencies": 4, "pin_pooled_pose": True}
+"""Settings a saved configuration may still hold, with the one value they could have and still
+mean the model of today: four Fourier frequencies of the PINs' fixed coordinates, and the pooled
+whole-pose code in their conditioners (docs/method.md)."""
 
 
 def method_config(method: str, base: ModelConfig | None = None) -> ModelConfig:
