@@ -10,6 +10,11 @@ frames, ``J`` bones, ``V`` vertices, ``T`` triangles. The on-disk layout is spec
 - :func:`load_dataset` validates the manifest, every listed file, shapes and finiteness up front
   (scans are only checked for existence; they load lazily in :meth:`Dataset.scan`).
 - Every problem raises :class:`DataError` with one message that names the file and what to do.
+
+Colour (optional): a dataset whose manifest says ``"scan_colour": true`` has per-vertex RGB
+colours on every scan (:attr:`Dataset.scan_colour`; :meth:`Dataset.scan` refuses a scan without
+them). Synthetic data also records the colour truth with its correspondences
+(:attr:`CorrespondenceTruth.colors`, and the per-frame ``brightness`` the scans were lit with).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from torch import Tensor
 
 from invskin.body.skeleton import Skeleton
 from invskin.errors import NPZ_READ_ERRORS, DataError
-from invskin.mesh.io import TriMesh, check_units_metres, load_mesh, save_mesh
+from invskin.mesh.io import TriMesh, check_units_metres, colour_problem, load_mesh, save_mesh
 
 FORMAT_NAME = "invskin-dataset"
 FORMAT_VERSION = 1
@@ -52,6 +57,8 @@ _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PART_NAME = _SPLIT_NAME
 #: Key of ``info`` in the manifest that names parts of the correspondence vertices.
 PARTS_KEY = "correspondence_parts"
+#: Manifest field saying whether every scan carries per-vertex colours (optional, default false).
+SCAN_COLOUR_KEY = "scan_colour"
 
 ArrayLike = np.ndarray | Tensor
 
@@ -90,12 +97,17 @@ class CorrespondenceTruth:
     ``posed_vertices[f]`` is the same surface as ``canonical_vertices`` in frame f (same faces).
     ``parts`` (optional) names subsets of its vertices: part name -> sorted, unique int64 vertex
     indices (parts may overlap, e.g. ``skirt`` inside ``clothing``; a part may be empty).
+    ``colors`` (optional) is the colour truth: each vertex's RGB in [0, 1], printed on the surface,
+    so the same in every frame; ``brightness`` (optional, needs ``colors``) the factor frame f's
+    scan colours were multiplied by (the lighting; 1 where the scans are unlit).
     """
 
     canonical_vertices: Float[Tensor, "v 3"]
     faces: Int[Tensor, "t 3"]
     posed_vertices: Float[Tensor, "f v 3"]
     parts: dict[str, Int[Tensor, " n"]] = field(default_factory=dict)
+    colors: Tensor | None = None  # (V, 3), validated in __post_init__
+    brightness: Tensor | None = None  # (F,)
 
     def __post_init__(self) -> None:
         problem = _mesh_problem(self.canonical_vertices, self.faces)
@@ -108,6 +120,10 @@ class CorrespondenceTruth:
             )
         if problem is None and not torch.isfinite(self.posed_vertices).all():
             problem = "posed vertices contain NaN or infinite values"
+        if problem is None:
+            problem = _colour_truth_problem(
+                self.colors, self.brightness, self.canonical_vertices.shape[0]
+            )
         if problem is not None:
             raise DataError(f"invalid correspondence ground truth: {problem}")
 
@@ -132,6 +148,8 @@ class Dataset:
     prior: BodyPrior | None = None
     correspondence: CorrespondenceTruth | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    scan_colour: bool = False
+    """Whether every scan carries per-vertex colours (the manifest's ``scan_colour``)."""
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -156,7 +174,8 @@ class Dataset:
         return self.root / self.scan_files[i]
 
     def scan(self, i: int) -> TriMesh:
-        """Load frame i's raw posed scan (metres; any topology, holes allowed)."""
+        """Load frame i's raw posed scan (metres; any topology, holes allowed), with its vertex
+        colours when it has them (always, where :attr:`scan_colour` is true)."""
         path = self.scan_path(i)
         if not path.exists():
             raise DataError(
@@ -169,6 +188,12 @@ class Dataset:
             if problem is not None:
                 raise DataError(f"{path}: {problem}; re-create this frame's scan")
             check_units_metres(mesh, str(path))
+            if self.scan_colour and mesh.colors is None:
+                raise DataError(
+                    f"{path}: the manifest says the scans carry colour ({SCAN_COLOUR_KEY}: true) "
+                    "but this scan has no vertex colours; re-create this frame's scan with its "
+                    f"colours, or set {SCAN_COLOUR_KEY} to false in {MANIFEST}"
+                )
         except DataError:
             raise
         except ValueError as error:
@@ -194,8 +219,11 @@ class Dataset:
         index = torch.as_tensor(indices, dtype=torch.long)
         correspondence = self.correspondence
         if correspondence is not None:
+            brightness = correspondence.brightness
             correspondence = replace(
-                correspondence, posed_vertices=correspondence.posed_vertices[index]
+                correspondence,
+                posed_vertices=correspondence.posed_vertices[index],
+                brightness=None if brightness is None else brightness[index],
             )
         return replace(
             self,
@@ -250,6 +278,24 @@ def _parts_problem(parts: Mapping[str, Tensor], num_vertices: int) -> str | None
     return None
 
 
+def _colour_truth_problem(
+    colors: Tensor | None, brightness: Tensor | None, num_vertices: int
+) -> str | None:
+    """Why ``colors`` (V, 3) in [0, 1] and ``brightness`` (F,) > 0 are not a valid colour truth
+    for ``num_vertices`` vertices, or ``None``."""
+    if colors is None:
+        return None if brightness is None else "a per-frame brightness without colours"
+    problem = colour_problem(colors.detach().cpu().numpy(), num_vertices)
+    if problem is None and colors.shape[1] != 3:
+        problem = f"colours have shape {tuple(colors.shape)}, expected (V, 3) RGB"
+    if problem is None and brightness is not None:
+        if brightness.ndim != 1:
+            problem = f"brightness has shape {tuple(brightness.shape)}, expected (F,)"
+        elif not (torch.isfinite(brightness).all() and (brightness > 0).all()):
+            problem = "brightness must be finite and positive (1 for unlit frames)"
+    return problem
+
+
 def part_ranges(indices: ArrayLike) -> list[int] | list[list[int]]:
     """Vertex indices as the manifest writes them: ``[start, stop)`` when they are one run,
     else a list of ``[start, stop)`` runs (an empty part is ``[0, 0]``)."""
@@ -298,7 +344,8 @@ def parse_parts(value: Any, num_vertices: int, where: str) -> dict[str, Tensor]:
 
 
 def scan_problem(mesh: TriMesh) -> str | None:
-    """Why ``mesh`` cannot serve as a scan (empty, non-finite, bad faces), or ``None`` if it can."""
+    """Why ``mesh`` cannot serve as a scan (empty, non-finite, bad faces or colours), or ``None``
+    if it can."""
     vertices = np.asarray(mesh.vertices)
     faces = np.asarray(mesh.faces)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -311,6 +358,8 @@ def scan_problem(mesh: TriMesh) -> str | None:
         return "the scan has NaN or infinite vertex coordinates"
     if faces.min() < 0 or faces.max() >= len(vertices):
         return f"the scan has face indices out of range for its {len(vertices)} vertices"
+    if mesh.colors is not None:
+        return colour_problem(np.asarray(mesh.colors), len(vertices))
     return None
 
 
@@ -344,7 +393,7 @@ def check_frame_id(frame_id: str) -> None:
         )
 
 
-def _as_numpy(array: ArrayLike, dtype: type | None) -> np.ndarray:
+def _as_numpy(array: ArrayLike | Sequence[float], dtype: type | None) -> np.ndarray:
     if isinstance(array, Tensor):
         array = array.detach().cpu().numpy()
     return np.asarray(array, dtype=dtype)
@@ -408,6 +457,7 @@ class DatasetWriter:
         self._frames: list[dict[str, str]] = []
         self._ids: set[str] = set()
         self._transforms: list[np.ndarray] = []
+        self._coloured: list[bool] = []
         self._splits: dict[str, list[str]] | None = None
         self._correspondence: CorrespondenceTruth | None = None
         self._body_params: dict[str, np.ndarray] | None = None
@@ -434,6 +484,8 @@ class DatasetWriter:
     def add_frame(self, frame_id: str, scan: TriMesh, transforms: ArrayLike, motion: str) -> None:
         """Write one frame: its raw posed scan (metres) and its (J, 4, 4) canonical-to-posed transforms.
 
+        A scan's vertex colours are written with it; either every scan of a dataset has colours
+        (the manifest then says ``scan_colour: true``) or none has (checked in :meth:`finish`).
         Raises :class:`DataError` (naming the frame) if the scan is empty, non-finite or not in
         metres, or the transforms do not match the skeleton; nothing of that frame is kept then.
         """
@@ -460,6 +512,7 @@ class DatasetWriter:
         self._frames.append({"id": frame_id, "scan": relative, "motion": motion})
         self._ids.add(frame_id)
         self._transforms.append(array.astype(np.float32))
+        self._coloured.append(scan.colors is not None)
 
     def set_splits(self, splits: Mapping[str, Sequence[str]]) -> None:
         """Name the frames of each split (by frame id). Standard names: train, test-within, test-out.
@@ -474,11 +527,15 @@ class DatasetWriter:
         faces: ArrayLike,
         posed_vertices: ArrayLike,
         parts: Mapping[str, ArrayLike | Sequence[int]] | None = None,
+        colors: ArrayLike | None = None,
+        brightness: ArrayLike | Sequence[float] | None = None,
     ) -> None:
         """Ground-truth correspondences; ``posed_vertices`` (F, V, 3) follows the order of frames added.
 
         ``parts`` optionally names subsets of the vertices (part name -> vertex indices, any order;
         parts may overlap); they are written to the manifest as ``info.correspondence_parts``.
+        ``colors`` (V, 3) in [0, 1] optionally gives each vertex's printed colour and
+        ``brightness`` (F,) each frame's lighting factor (see :class:`CorrespondenceTruth`).
         """
         if parts is not None and PARTS_KEY in self.info:
             raise DataError(
@@ -493,6 +550,10 @@ class DatasetWriter:
             faces=torch.from_numpy(_as_numpy(faces, np.int64)),
             posed_vertices=torch.from_numpy(_as_numpy(posed_vertices, np.float32)),
             parts=index,
+            colors=None if colors is None else torch.from_numpy(_as_numpy(colors, np.float32)),
+            brightness=(
+                None if brightness is None else torch.from_numpy(_as_numpy(brightness, np.float32))
+            ),
         )
 
     def set_body_params(self, **arrays: ArrayLike) -> None:
@@ -527,6 +588,7 @@ class DatasetWriter:
         for name in STANDARD_SPLITS:
             splits.setdefault(name, [])
         _check_splits(splits, set(ids), f"splits of dataset {self.name!r}")
+        scan_colour = _scan_colour(ids, self._coloured, self.name)
         self.skeleton.save(folder / SKELETON_FILE)
         np.savez(folder / TRANSFORMS_FILE, transforms=np.stack(self._transforms))
         if self.prior is not None:
@@ -543,11 +605,22 @@ class DatasetWriter:
                     f"correspondence ground truth has {truth.posed_vertices.shape[0]} posed frames "
                     f"but {len(ids)} frames were added; pass one (V, 3) array per frame"
                 )
+            if truth.brightness is not None and truth.brightness.shape[0] != len(ids):
+                raise DataError(
+                    f"correspondence ground truth has {truth.brightness.shape[0]} brightness "
+                    f"factors but {len(ids)} frames were added; pass one per frame"
+                )
+            colour_truth = {}
+            if truth.colors is not None:
+                colour_truth["colors"] = truth.colors.numpy()
+            if truth.brightness is not None:
+                colour_truth["brightness"] = truth.brightness.numpy()
             np.savez(
                 folder / CORRESPONDENCE_FILE,
                 canonical_vertices=truth.canonical_vertices.numpy(),
                 faces=truth.faces.numpy(),
                 posed_vertices=truth.posed_vertices.numpy(),
+                **colour_truth,
             )
         if self._body_params is not None:
             np.savez(folder / BODY_PARAMS_FILE, **self._body_params)
@@ -563,12 +636,27 @@ class DatasetWriter:
             "prior": PRIOR_FILE if self.prior is not None else None,
             "correspondence": CORRESPONDENCE_FILE if self._correspondence is not None else None,
             "body_params": BODY_PARAMS_FILE if self._body_params is not None else None,
+            SCAN_COLOUR_KEY: scan_colour,
             "info": self.info,
         }
         if self._correspondence is not None and self._correspondence.parts:
             parts = {k: part_ranges(v) for k, v in self._correspondence.parts.items()}
             manifest["info"] = {**self.info, PARTS_KEY: parts}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _scan_colour(frame_ids: Sequence[str], coloured: Sequence[bool], name: str) -> bool:
+    """Whether every scan has vertex colours; raise if only some do."""
+    if all(coloured):
+        return True
+    if any(coloured):
+        bare = [i for i, c in zip(frame_ids, coloured) if not c]
+        raise DataError(
+            f"dataset {name!r}: {len(coloured) - len(bare)} scans have vertex colours but "
+            f"{len(bare)} have none (e.g. {bare[:3]}); give every scan colours, or drop them all "
+            "(TriMesh(vertices, faces) without colors)"
+        )
+    return False
 
 
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
@@ -707,6 +795,7 @@ def load_dataset(path: Path | str) -> Dataset:
             },
         )
         _check_mesh_arrays(corr_path, arrays_c, "canonical_vertices", "posed_vertices")
+        colour_truth = _load_colour_truth(corr_path, len(frames))
         try:
             correspondence = CorrespondenceTruth(
                 canonical_vertices=torch.from_numpy(
@@ -714,6 +803,7 @@ def load_dataset(path: Path | str) -> Dataset:
                 ),
                 faces=torch.from_numpy(arrays_c["faces"].astype(np.int64)),
                 posed_vertices=torch.from_numpy(arrays_c["posed_vertices"].astype(np.float32)),
+                **colour_truth,
             )
         except DataError as error:
             raise DataError(f"{corr_path}: {error}; re-create the dataset") from error
@@ -749,6 +839,7 @@ def load_dataset(path: Path | str) -> Dataset:
         prior=prior,
         correspondence=correspondence,
         info=manifest["info"],
+        scan_colour=manifest[SCAN_COLOUR_KEY],
     )
 
 
@@ -813,6 +904,12 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
                 f"{path}: {key!r} must be null or a relative file name inside the dataset folder "
                 f"(not absolute, no '..'), got {value!r}; {redo}"
             )
+    scan_colour = manifest.setdefault(SCAN_COLOUR_KEY, False)
+    if not isinstance(scan_colour, bool):
+        raise DataError(
+            f"{path}: {SCAN_COLOUR_KEY!r} must be true or false (whether every scan carries "
+            f"vertex colours), got {scan_colour!r}; fix the manifest or {redo}"
+        )
     manifest.setdefault("name", path.parent.name)
     manifest.setdefault("source", "")
     manifest.setdefault("info", {})
@@ -842,6 +939,19 @@ def _check_mesh_arrays(
         raise DataError(
             f"{path}: {per_vertex!r} has {rows} vertex rows for {count} {vertices!r}; re-create it"
         )
+
+
+def _load_colour_truth(path: Path, num_frames: int) -> dict[str, Tensor]:
+    """The optional ``colors`` (V, 3) and ``brightness`` (F,) arrays of the correspondence file,
+    as float32 tensors keyed as :class:`CorrespondenceTruth` names them (empty when absent)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            present = [key for key in ("colors", "brightness") if key in data.files]
+    except NPZ_READ_ERRORS as error:
+        raise DataError(f"{path} is not a readable .npz file ({error}); re-create it") from error
+    shapes = {"colors": (None, 3), "brightness": (num_frames,)}
+    arrays = _load_npz(path, {key: shapes[key] for key in present}) if present else {}
+    return {key: torch.from_numpy(value.astype(np.float32)) for key, value in arrays.items()}
 
 
 def _load_npz(path: Path, expected: Mapping[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:

@@ -7,6 +7,12 @@ indices, so loading never merges, sorts or drops vertices (trimesh with ``proces
 also ``maintain_order=True``, which stops UV seams from splitting vertices). Saving is atomic: a
 temporary file in the target folder is written, flushed and then renamed over the target, so a crash
 never leaves a half-written mesh in place of a good one.
+
+Colour (optional): ``colors`` (V, 3) float32 RGB in [0, 1], one per vertex (a scan's texture as
+a scanner records it). Both formats carry it: PLY as ``red``/``green``/``blue`` vertex properties
+(written as 8-bit ``uchar``; read from ``uchar`` 0-255 or float 0-1), OBJ as ``v x y z r g b``
+(floats 0-1). Files store 8 bits per channel, so a round trip rounds colours to multiples of 1/255.
+Face colours and UV textures are not read.
 """
 
 from __future__ import annotations
@@ -17,24 +23,63 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, UInt8
 
 from invskin.errors import DataError
 from invskin.fileio import write_bytes_atomic
 
 SUPPORTED_SUFFIXES = (".ply", ".obj")
+PLY_COLOUR_PROPERTIES = ("red", "green", "blue")
+
+
+def colour_problem(colors: np.ndarray, num_vertices: int) -> str | None:
+    """Why ``colors`` is not a valid per-vertex colour array for ``num_vertices`` vertices, or
+    ``None``: (V, 3) or (V, 4) (alpha, ignored), uint8 0-255 or real numbers in [0, 1], finite."""
+    fix = "give RGB per vertex as floats in [0, 1] or uint8 0-255"
+    if colors.ndim != 2 or colors.shape[1] not in (3, 4):
+        return f"vertex colours have shape {colors.shape}, expected (V, 3) RGB; {fix}"
+    if colors.shape[0] != num_vertices:
+        return (
+            f"{colors.shape[0]} vertex colours for {num_vertices} vertices; give exactly one "
+            "colour per vertex (or none)"
+        )
+    if colors.dtype == np.uint8:
+        return None
+    if colors.dtype.kind not in "fiu":
+        return f"vertex colours have dtype {colors.dtype}; {fix}"
+    if not np.isfinite(colors).all():
+        bad = int(np.count_nonzero(~np.isfinite(colors).all(axis=1)))
+        return f"{bad} vertex colours are NaN or infinite; {fix}"
+    if colors.size and (colors.min() < 0.0 or colors.max() > 1.0):
+        hint = " (they look like 0-255: divide by 255)" if colors.max() <= 255.0 else ""
+        return (
+            f"vertex colours range over [{colors.min():.4g}, {colors.max():.4g}], outside "
+            f"[0, 1]{hint}; {fix}"
+        )
+    return None
+
+
+def as_colors(colors: np.ndarray) -> Float[np.ndarray, "v 3"]:
+    """Valid colours (see :func:`colour_problem`) as (V, 3) float32 RGB in [0, 1]."""
+    rgb = np.asarray(colors)[:, :3]
+    scale = 1.0 / 255.0 if rgb.dtype == np.uint8 else 1.0
+    return np.ascontiguousarray(rgb.astype(np.float32) * np.float32(scale))
 
 
 @dataclass(frozen=True)
 class TriMesh:
-    """A triangle mesh: ``vertices`` (V, 3) float64 metres, ``faces`` (T, 3) int64.
+    """A triangle mesh: ``vertices`` (V, 3) float64 metres, ``faces`` (T, 3) int64, optional
+    ``colors`` (V, 3) float32 RGB in [0, 1] (``None``: the mesh has no colour).
 
-    Inputs are converted to float64 / int64 and validated: vertices finite, faces in ``[0, V)``.
-    Treat the arrays as read-only; build a new ``TriMesh`` instead of editing them in place.
+    Inputs are converted to float64 / int64 / float32 and validated: vertices finite, faces in
+    ``[0, V)``, colours one per vertex, finite, in [0, 1] (uint8 0-255 is converted; an alpha
+    column is dropped); bad colours raise :class:`~invskin.errors.DataError`. Treat the arrays as
+    read-only; build a new ``TriMesh`` (or ``dataclasses.replace``) instead of editing them.
     """
 
     vertices: Float[np.ndarray, "v 3"]
     faces: Int[np.ndarray, "t 3"]
+    colors: np.ndarray | None = None  # (V, 3); any dtype and shape on input, validated below
 
     def __post_init__(self) -> None:
         vertices = np.ascontiguousarray(self.vertices, dtype=np.float64)
@@ -56,6 +101,12 @@ class TriMesh:
             )
         object.__setattr__(self, "vertices", vertices)
         object.__setattr__(self, "faces", faces)
+        if self.colors is not None:
+            colors = np.asarray(self.colors)
+            problem = colour_problem(colors, len(vertices))
+            if problem is not None:
+                raise DataError(f"TriMesh: {problem}")
+            object.__setattr__(self, "colors", as_colors(colors))
 
     @property
     def num_vertices(self) -> int:
@@ -65,14 +116,54 @@ class TriMesh:
     def num_faces(self) -> int:
         return int(self.faces.shape[0])
 
+    @property
+    def has_colors(self) -> bool:
+        return self.colors is not None
+
     def to_trimesh(self) -> trimesh.Trimesh:
-        """A ``trimesh.Trimesh`` view of this mesh (``process=False``: order kept, nothing merged)."""
-        return trimesh.Trimesh(vertices=self.vertices, faces=self.faces, process=False)
+        """A ``trimesh.Trimesh`` view of this mesh (``process=False``: order kept, nothing merged),
+        with its vertex colours (8-bit RGBA) when it has them."""
+        colors = None if self.colors is None else colors_to_rgba8(self.colors)
+        return trimesh.Trimesh(
+            vertices=self.vertices, faces=self.faces, vertex_colors=colors, process=False
+        )
 
     @staticmethod
     def from_trimesh(mesh: trimesh.Trimesh) -> TriMesh:
-        """Vertices and faces of a ``trimesh.Trimesh`` (other attributes are dropped)."""
-        return TriMesh(np.asarray(mesh.vertices), np.asarray(mesh.faces))
+        """Vertices, faces and per-vertex colours (if any) of a ``trimesh.Trimesh`` (other
+        attributes, e.g. face colours or UV textures, are dropped)."""
+        return TriMesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), trimesh_colors(mesh))
+
+
+def colors_to_rgba8(colors: Float[np.ndarray, "v 3"]) -> UInt8[np.ndarray, "v 4"]:
+    """(V, 3) RGB in [0, 1] as (V, 4) uint8 RGBA (opaque), rounded to the nearest 1/255."""
+    rgb = np.rint(np.clip(colors, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.concatenate([rgb, np.full((len(rgb), 1), 255, dtype=np.uint8)], axis=1)
+
+
+def trimesh_colors(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The per-vertex colours (V, 4) uint8 of a loaded ``trimesh.Trimesh``, or ``None`` when it
+    has none (no colour, face colours or a UV texture)."""
+    visual = getattr(mesh, "visual", None)
+    if visual is None or getattr(visual, "kind", None) != "vertex":
+        return None
+    return np.asarray(visual.vertex_colors)
+
+
+def ply_colors(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """The raw ``red``/``green``/``blue`` vertex properties of a loaded PLY as (V, 3), or ``None``
+    when the file has none; uint8 stays uint8, other types come back as float64 for validation
+    (trimesh itself clips and rounds them silently); integers 0-255 of any type become uint8."""
+    raw = getattr(mesh, "metadata", {}).get("_ply_raw", {}).get("vertex", {})
+    data = raw.get("data", {}) if isinstance(raw, dict) else {}
+    # ASCII PLY gives a dict of columns, binary PLY a structured array
+    names = (data.dtype.names or ()) if isinstance(data, np.ndarray) else tuple(data)
+    if not all(key in names for key in PLY_COLOUR_PROPERTIES):
+        return None
+    rgb = np.stack([np.asarray(data[key]).reshape(-1) for key in PLY_COLOUR_PROPERTIES], axis=1)
+    if rgb.dtype.kind in "iu" and (rgb.size == 0 or (rgb.min() >= 0 and rgb.max() <= 255)):
+        return rgb.astype(np.uint8)
+    return rgb.astype(np.float64)
 
 
 def face_areas(mesh: TriMesh) -> Float[np.ndarray, " t"]:
@@ -122,11 +213,13 @@ def check_units_metres(mesh: TriMesh, name: str) -> float:
 
 
 def load_mesh(path: str | os.PathLike[str]) -> TriMesh:
-    """Load a triangle mesh from PLY or OBJ, keeping the file's vertex order.
+    """Load a triangle mesh from PLY or OBJ, keeping the file's vertex order, with its per-vertex
+    colours when the file has them (module docstring).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`~invskin.errors.DataError` (a
     ``ValueError``) for an unsupported suffix, an unreadable/corrupt file, a file without vertices
-    or faces (e.g. a point cloud), NaN/infinite vertices or faces out of range.
+    or faces (e.g. a point cloud), NaN/infinite vertices, faces out of range or bad colours (NaN,
+    or float PLY colours outside [0, 1]).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -148,6 +241,8 @@ def load_mesh(path: str | os.PathLike[str]) -> TriMesh:
     try:
         vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
         faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3), dtype=np.int64)))
+        colors = ply_colors(loaded) if suffix == ".ply" else None
+        colors = trimesh_colors(loaded) if colors is None else colors
     except (TypeError, ValueError) as error:
         raise DataError(f"mesh {path}: unreadable vertices or faces ({error})") from error
     if len(vertices) == 0 or len(faces) == 0:
@@ -156,7 +251,7 @@ def load_mesh(path: str | os.PathLike[str]) -> TriMesh:
             "is needed (a point cloud or empty file cannot be used): re-export it with faces"
         )
     try:
-        return TriMesh(vertices, faces.reshape(-1, 3))
+        return TriMesh(vertices, faces.reshape(-1, 3), colors)
     except ValueError as error:
         raise DataError(f"mesh {path}: {error}") from error
 
@@ -164,7 +259,8 @@ def load_mesh(path: str | os.PathLike[str]) -> TriMesh:
 def save_mesh(path: str | os.PathLike[str], mesh: TriMesh) -> Path:
     """Write ``mesh`` to ``path`` (binary PLY or OBJ by suffix) atomically; return the path.
 
-    The parent folder must exist. The temporary file lives in the same folder so that the final
+    Vertex colours, when the mesh has them, are written too (module docstring). The parent folder
+    must exist. The temporary file lives in the same folder so that the final
     ``os.replace`` is an atomic rename on the same file system.
     """
     path = Path(path)
@@ -180,6 +276,9 @@ def save_mesh(path: str | os.PathLike[str], mesh: TriMesh) -> Path:
         data = trimesh.exchange.ply.export_ply(mesh.to_trimesh(), encoding="binary")
     else:
         data = trimesh.exchange.obj.export_obj(
-            mesh.to_trimesh(), include_normals=False, include_color=False, include_texture=False
+            mesh.to_trimesh(),
+            include_normals=False,
+            include_color=mesh.colors is not None,
+            include_texture=False,
         ).encode("utf-8")
     return write_bytes_atomic(path, data)
