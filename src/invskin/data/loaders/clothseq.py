@@ -2,7 +2,9 @@
 
 Input layout (one folder per style, e.g. ``JacketPants``, ``JacketShorts``, ``ShrugsPants``)::
 
-    STYLE/scans/<frame>.obj              raw posed scans (.obj or .ply); ShrugsPants is in millimetres
+    STYLE/scans/<frame>.obj              raw posed scans (.obj or .ply); ShrugsPants is in millimetres;
+                                         vertex colours (OBJ ``v x y z r g b``, PLY red/green/blue)
+                                         are kept (every scan has them, or none)
     STYLE/smpl_registrations.npz         (or smpl_registration.npz) with
                                          betas (S,) or (F, S), thetas (F, 72), trans (F, 3),
                                          optional frames (F,) naming the scan of each row
@@ -28,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -261,7 +264,7 @@ def _frame_loader(
             if not np.isfinite(value).all():
                 raise DataError(f"{where}: {key!r} contains NaN or infinite values")
         scan = scan_to_metres(load_mesh(scan_path), str(scan_path), units, report)
-        scan = TriMesh(scan.vertices - transl, scan.faces)
+        scan = replace(scan, vertices=scan.vertices - transl)  # keeps the vertex colours
         transforms = model.bone_transforms(torch.from_numpy(pose), betas=betas)
         return scan, transforms.numpy()
 

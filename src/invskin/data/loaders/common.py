@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def scan_to_metres(
                 "of a person; pass units='cm' (or 'mm'/'m') explicitly"
             )
     if scale != 1.0:
-        mesh = TriMesh(mesh.vertices * scale, mesh.faces)
+        mesh = replace(mesh, vertices=mesh.vertices * scale)  # keeps the vertex colours
     try:
         check_units_metres(mesh, name)
     except ValueError as error:

@@ -8,7 +8,8 @@ Input layout (documented in ``docs/data-format.md``, "Plain folder input")::
        (or bone_transforms.npy, the (F, J, 4, 4) array alone)
     SRC/meshes/<frame_id>.ply  one posed mesh per frame (.ply or .obj; scans/ is accepted too);
                                without "frame_ids", meshes sorted by name (numbers numerically)
-                               are the rows in order
+                               are the rows in order; vertex colours (PLY red/green/blue, OBJ
+                               "v x y z r g b") are kept (every mesh has them, or none)
     SRC/splits.json            optional {"train": [ids], "test-within": [ids], "test-out": [ids]};
                                default: every frame in train
     SRC/motions.json           optional {frame_id: motion}; default: the frame id without a
