@@ -14,7 +14,8 @@ class Synth:
     """Generate the embedded synthetic clothed-human benchmark from the anny body model.
 
     Writes an invskin dataset (scans, bone transforms, skeleton, body prior, correspondence
-    ground truth, splits train / test-within / test-out). Needs the anny package (pip install
+    ground truth, splits train / test-within / test-out); the scans carry the colours of a print
+    on garment and skirt unless --no-colour. Needs the anny package (pip install
     'invskin[anny]'); its first model build takes about a minute and is cached. Holds --out
     locked while it runs: a second synth or import to it, or a training on it, is refused.
     """
@@ -26,7 +27,13 @@ class Synth:
     preset: Literal["small", "default"] = "default"
     """small: 40 frames (tests, smoke runs); default: 200 train, 48 test-within, 52 test-out."""
     seed: int = 0
-    """Seed of the per-clip motion variation (amplitude, speed, phase)."""
+    """Seed of the per-clip motion variation (amplitude, speed, phase) and of the lighting."""
+    colour: bool = True
+    """Print a pattern on garment and skirt and write coloured scans (--no-colour: geometry only)."""
+    lighting: bool = False
+    """Multiply each frame's scan colours by a random brightness factor (see --lighting-range)."""
+    lighting_range: tuple[float, float] = (0.7, 1.3)
+    """Range of the per-frame brightness factor of --lighting (at most 1.3)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -44,6 +51,8 @@ class Synth:
                     seed=self.seed,
                     progress=self.progress,
                     log=print,
+                    colour=self.colour,
+                    lighting=self.lighting_range if self.lighting else None,
                 )
-            except (ImportError, DataError) as error:
+            except (ImportError, DataError, ValueError) as error:
                 raise CommandError(str(error)) from error

@@ -12,6 +12,12 @@ Frame ids are ``<motion>_<clip>_<frame>``, e.g. ``walk_0_003``.
 Per frame: the clothed surface is posed (:func:`invskin.data.synth.outfits.dress`), its visible
 faces make the raw scan, and the same fixed-topology surface (its faces visible in the canonical
 pose) is recorded in every frame as the correspondence ground truth.
+
+Colour (on by default): every clothed vertex gets the colour of its canonical position
+(:mod:`invskin.data.synth.pattern`: a print on garment and skirt, skin on the body); a scan is a
+subset of the clothed vertices, so it carries their colours exactly, times the frame's brightness
+factor when ``lighting`` is given. The correspondence ground truth records the colours and the
+factors (the colour truth).
 """
 
 from __future__ import annotations
@@ -39,9 +45,16 @@ from invskin.data.synth.outfits import (
     dress,
     visible_faces,
 )
+from invskin.data.synth.pattern import (
+    DEFAULT_LIGHTING,
+    PatternConfig,
+    brightness_factors,
+    lit,
+    outfit_colours,
+)
 from invskin.mesh import TriMesh
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: scans carry the printed colours
 CHUNK_FRAMES = 8  # frames posed and draped together
 
 
@@ -128,12 +141,17 @@ def plan_clips(settings: SynthPreset) -> list[PlannedClip]:
     return plan
 
 
+def canonical_clothed(clothes: Outfit) -> Float[np.ndarray, "n 3"]:
+    """The clothed surface's vertices in the canonical pose (identity transforms)."""
+    identity = torch.eye(4, dtype=torch.float64).expand(1, clothes.body.skeleton.num_bones, 4, 4)
+    return dress(clothes, identity)[0].numpy()
+
+
 def correspondence_surface(clothes: Outfit) -> tuple[TriMesh, Int[np.ndarray, " m"]]:
     """The ground-truth surface: the clothed surface's faces visible in the canonical pose
     (identity transforms), without unused vertices, and the clothed-vertex index of each vertex
     (increasing, so the vertices stay ordered body, garment, skirt)."""
-    identity = torch.eye(4, dtype=torch.float64).expand(1, clothes.body.skeleton.num_bones, 4, 4)
-    canonical = dress(clothes, identity)[0].numpy()
+    canonical = canonical_clothed(clothes)
     faces = clothes.faces.numpy()
     return compact(canonical, faces[visible_faces(canonical, faces)])
 
@@ -172,12 +190,21 @@ def generate(
     progress: bool = True,
     overwrite: bool = True,
     log: Callable[[str], None] | None = None,
+    colour: bool = True,
+    lighting: tuple[float, float] | None = None,
 ) -> SynthResult:
-    """Write a synthetic dataset to ``out`` (atomically, through :class:`DatasetWriter`)."""
+    """Write a synthetic dataset to ``out`` (atomically, through :class:`DatasetWriter`).
+
+    ``colour``: scans carry the outfit's printed colours (module docstring); ``lighting``: the
+    range of the per-frame brightness factor, e.g. ``(0.7, 1.3)`` (needs ``colour``).
+    """
     start = time.perf_counter()
     settings = preset(settings) if isinstance(settings, str) else settings
     if outfit not in OUTFITS:
         raise KeyError(f"unknown outfit {outfit!r}; outfits are {sorted(OUTFITS)}")
+    if lighting is not None and not colour:
+        raise ValueError("lighting changes the scans' colours: it needs colour=True")
+    pattern = PatternConfig(lighting=lighting)
     body = load_anny_body() if body is None else body
     clothes = build_outfit(body, outfit)
     faces = clothes.faces.numpy()
@@ -188,9 +215,14 @@ def generate(
 
     frames, rotations, translations = _pose_frames(body, settings, seed)
     transforms = body.skeleton.bone_transforms(rotations, translations)
+    colours = (
+        outfit_colours(canonical_clothed(clothes), clothes.part_sizes, pattern) if colour else None
+    )
+    brightness = brightness_factors(len(frames), pattern, seed)
 
     prior = BodyPrior(vertices=body.vertices, faces=body.faces, weights=body.weights)
     source = f"invskin synth --outfit {outfit} --preset {settings.name} --seed {seed}"
+    source += _colour_flags(colour, lighting)
     info = {
         "generator": "invskin.data.synth",
         "generator_version": GENERATOR_VERSION,
@@ -204,6 +236,11 @@ def generate(
             "test-out": list(settings.test_out_motions),
         },
     }
+    if colour:
+        info["colour"] = {
+            "print": {"kind": "value-noise", "cell": pattern.cell, "seed": pattern.seed},
+            "lighting": None if lighting is None else list(lighting),
+        }
     # The correspondence vertices are ordered body, garment, skirt; "clothing" is garment + skirt.
     starts, stops = np.cumsum([0, *counts[:-1]]), np.cumsum(counts)
     parts = {
@@ -222,7 +259,9 @@ def generate(
             for k, v in enumerate(vertices):
                 frame_id, motion, _ = frames[lo + k]
                 index = lo + k
-                scan, _ = compact(v, faces[visible_faces(v, faces)])
+                scan, used = compact(v, faces[visible_faces(v, faces)])
+                if colours is not None:
+                    scan = TriMesh(scan.vertices, scan.faces, lit(colours[used], brightness[index]))
                 writer.add_frame(frame_id, scan, chunk[k].float(), motion)
                 posed_truth[index] = v[truth_vertices]
                 scan_faces.append(scan.num_faces)
@@ -232,7 +271,14 @@ def generate(
         for frame_id, _, split in frames:
             splits[split].append(frame_id)
         writer.set_splits(splits)
-        writer.set_correspondence(truth.vertices, truth.faces, posed_truth, parts)
+        writer.set_correspondence(
+            truth.vertices,
+            truth.faces,
+            posed_truth,
+            parts,
+            colors=None if colours is None else colours[truth_vertices],
+            brightness=None if colours is None else brightness,
+        )
         writer.set_body_params(
             local_rotations=rotations.float().numpy(), root_translation=translations.float().numpy()
         )
@@ -244,6 +290,17 @@ def generate(
             f"(scans {int(np.mean(scan_faces))} faces on average)"
         )
     return SynthResult(dataset, seconds, scan_faces)
+
+
+def _colour_flags(colour: bool, lighting: tuple[float, float] | None) -> str:
+    """The ``invskin synth`` options that select this colour setting ('' for the default)."""
+    if not colour:
+        return " --no-colour"
+    if lighting is None:
+        return ""
+    if tuple(lighting) == DEFAULT_LIGHTING:
+        return " --lighting"
+    return f" --lighting --lighting-range {lighting[0]:g} {lighting[1]:g}"
 
 
 def generate_dataset(
@@ -260,6 +317,7 @@ def generate_dataset(
 __all__ = [
     "SynthPreset",
     "SynthResult",
+    "canonical_clothed",
     "correspondence_surface",
     "generate",
     "generate_dataset",
