@@ -96,7 +96,10 @@ def test_correspondence_loss_is_the_chain_error_and_reaches_the_deformation(meth
         points, occupancy, transforms, 0, correspondence=CorrespondenceBatch(canonical, target)
     )
     assert float(losses["correspondence"]) == pytest.approx(0.02**2, rel=1e-4)
-    assert "correspondence" not in model.losses(points, occupancy, transforms, 0)
+    # In the canonical pose the chain of a fresh model is the identity.
+    assert float(losses["correspondence_rest"]) == pytest.approx(0.0, abs=1e-12)
+    plain = model.losses(points, occupancy, transforms, 0)
+    assert "correspondence" not in plain and "correspondence_rest" not in plain
     model.zero_grad()
     losses["correspondence"].backward()
     moved = model.pin_c if method == "ins" else model.skinning
@@ -236,3 +239,23 @@ def test_saved_configs_with_retired_settings_load_and_unknown_ones_are_refused()
         ModelConfig.from_json({**saved, "pin_fourier_frequencies": 6})
     with pytest.raises(ValueError, match="colour_field"):
         ModelConfig.from_json({**saved, "colour_field": True})
+
+
+def test_rest_loss_sees_a_pin_c_that_moves_the_canonical_pose() -> None:
+    torch.manual_seed(0)
+    model = toy_animatable(method_config("ins", SMALL))
+    with torch.no_grad():
+        for p in model.pin_c.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    vertices = torch.from_numpy(toy_body()[0]).float()
+    canonical = vertices[None, :64].expand(2, -1, -1).contiguous()
+    transforms = toy_transforms([0.4, 0.9])
+    rest = torch.eye(4).expand(1, 3, 4, 4)
+    with torch.no_grad():
+        moved = model.deform(canonical[:1], rest, model.weight_field())
+    expected = float((moved - canonical[:1]).square().sum(-1).mean())
+    assert expected > 1e-8
+    points = torch.randn(2, 16, 3) * 0.2
+    batch = CorrespondenceBatch(canonical, canonical)
+    losses = model.losses(points, torch.zeros(2, 16), transforms, 0, correspondence=batch)
+    assert float(losses["correspondence_rest"]) == pytest.approx(expected, rel=1e-4)

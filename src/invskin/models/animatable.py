@@ -547,7 +547,8 @@ class AnimatableModel(nn.Module):
 
         With ``correspondence`` (known correspondences of the batch's frames), ``correspondence``
         is the mean squared distance (m^2) between each canonical truth point carried through the
-        chain (PIN_c, LBS, PIN_d) and where it is in its frame.
+        chain (PIN_c, LBS, PIN_d) and where it is in its frame, and ``correspondence_rest`` the
+        same in the canonical pose (identity bone transforms), where each point is itself.
         """
         field = self.weight_field()
         query = self.query(points, transforms, field)
@@ -603,6 +604,13 @@ class AnimatableModel(nn.Module):
         if correspondence is not None:
             posed = self.deform(correspondence.canonical, transforms, field)
             losses["correspondence"] = (posed - correspondence.posed).square().sum(-1).mean()
+            # The canonical pose is where the canonical truth is, by definition: there the chain
+            # must leave it (PIN_c is pose-conditioned, and nothing else ties it to the identity at
+            # rest, where the extracted mesh is attached to the truth).
+            canonical = correspondence.canonical[:1]
+            rest = torch.eye(4, dtype=canonical.dtype, device=canonical.device)
+            at_rest = self.deform(canonical, rest.expand(1, self.skeleton.num_bones, 4, 4), field)
+            losses["correspondence_rest"] = (at_rest - canonical).square().sum(-1).mean()
         losses["valid_fraction"] = query.valid.any(-1).float().mean().detach()
         return losses
 

@@ -70,7 +70,8 @@ CORRESPONDENCES_PER_FRAME = 1024
 def with_signal(train: TrainConfig, signal: str) -> TrainConfig:
     """``train`` for a training signal (:data:`invskin.models.signals.SIGNALS`).
 
-    ``correspondence`` adds the correspondence loss at :data:`CORRESPONDENCE_WEIGHT` throughout,
+    ``correspondence`` adds the correspondence losses (the batch's frames and the canonical pose)
+    at :data:`CORRESPONDENCE_WEIGHT` throughout,
     :data:`CORRESPONDENCES_PER_FRAME` per frame, and trains the PINs at the full learning rate: told
     where the surface went, they need not wait for the shape and skinning to settle (with occupancy
     alone they learn at a tenth of it).
@@ -80,7 +81,8 @@ def with_signal(train: TrainConfig, signal: str) -> TrainConfig:
     if signal == "occupancy":
         return train
     schedules = dict(train.loss_weights.schedules)
-    schedules["correspondence"] = Ramp(CORRESPONDENCE_WEIGHT, CORRESPONDENCE_WEIGHT)
+    for name in ("correspondence", "correspondence_rest"):
+        schedules[name] = Ramp(CORRESPONDENCE_WEIGHT, CORRESPONDENCE_WEIGHT)
     return replace(
         train,
         correspondences=CORRESPONDENCES_PER_FRAME,
