@@ -16,8 +16,8 @@ from invskin.data.loaders.gltf import (
     factor_uniform_scale,
     one_clip_split,
     split_frames,
-    upright_rotation,
 )
+from invskin.motion.gltf_anim import upright_rotation
 
 ASSETS = edit.ASSETS
 

@@ -52,9 +52,8 @@ def test_bvh_on_the_same_rig_gives_its_bone_transforms(tmp_path) -> None:
 
 def test_bvh_retargeted_through_a_mapping_file(tmp_path) -> None:
     expected = toy_bvh(tmp_path / "m.bvh", names=("mixamorig:Hips", "Knee", "Foot"))
-    with pytest.raises(DataError, match="match no bone") as error:
-        load_motion(tmp_path / "m.bvh", toy_skeleton())
-    assert "middle" in str(error.value) and "--mapping" in str(error.value)
+    # Without a mapping file the names match nothing: the chain is matched by its structure.
+    assert torch.allclose(load_motion(tmp_path / "m.bvh", toy_skeleton()), expected, atol=1e-5)
     mapping = tmp_path / "map.json"
     mapping.write_text(
         json.dumps({"bones": {"root": "mixamorig:Hips", "middle": "Knee", "tip": "Foot"}})

@@ -9,12 +9,14 @@
 - ``.bvh``: :mod:`invskin.motion.bvh`;
 - ``.gltf`` / ``.glb``: the first animation of the file (:mod:`invskin.motion.gltf_anim`).
 
-Everything except the plain arrays is retargeted by bone names (:mod:`invskin.motion.retarget`),
-optionally through a JSON mapping file.
+Everything except the plain arrays is retargeted (:mod:`invskin.motion.retarget`): bones matched
+by a JSON mapping file, by identical names, by skeleton family or by structure
+(:mod:`invskin.motion.families`).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,9 @@ from invskin.motion.retarget import (
     BoneMapping,
     Motion,
     as_mapping,
+    format_match,
     mapping_up,
+    match_skeletons,
     retarget,
 )
 
@@ -101,11 +105,14 @@ def load_motion(
     path: Path | str,
     skeleton: Skeleton,
     mapping: BoneMapping | Path | str | None = None,
+    verbose: bool = True,
 ) -> torch.Tensor:
     """Canonical-to-posed transforms (F, J, 4, 4) float32 of ``skeleton`` for a motion file.
 
     ``mapping``: a :class:`BoneMapping` or the path of its JSON file (see
-    :mod:`invskin.motion.retarget`); ignored for plain transform arrays.
+    :mod:`invskin.motion.retarget`); ignored for plain transform arrays. Without one, bones are
+    matched by name, family or structure (:func:`invskin.motion.retarget.match_skeletons`); an
+    automatic match prints its table to stderr when ``verbose``.
     """
     path = Path(path)
     if not path.is_file():
@@ -119,7 +126,11 @@ def load_motion(
             return torch.from_numpy(plain).float()
     bones = as_mapping(mapping)
     motion = read_motion(path, skeleton, bones)
-    transforms = retarget(motion, skeleton, bones)
+    joints = skeleton.canonical.double().numpy()[:, :3, 3]
+    match = match_skeletons(skeleton.names, skeleton.parents, joints, motion, bones)
+    if match.automatic and verbose:
+        print(format_match(skeleton.names, motion.names, match), file=sys.stderr)
+    transforms = retarget(motion, skeleton, bones, match)
     if not np.isfinite(transforms).all():
         raise DataError(f"{path}: retargeting gave NaN or infinite transforms")
     return torch.from_numpy(transforms).float()

@@ -261,8 +261,28 @@ def skin_joints(scene: GltfScene, skin: int = 0) -> tuple[list[int], np.ndarray]
     return joints, bind
 
 
+def upright_rotation(rest_skinning: np.ndarray) -> np.ndarray:
+    """(4, 4) rotation turning the bind space upright: the bind-space axis (+-x, +-y, +-z)
+    closest to what the file's node rest pose shows as up (``rest_skinning``: a root joint's
+    ``JointWorld(rest) IBM``) is turned to +y by a quarter or half turn (identity when it already
+    is +y). Files exported z up (Blender, Collada) bind their mesh lying down otherwise."""
+    linear = rest_skinning[:3, :3]
+    up = linear.T @ np.array([0.0, 1.0, 0.0]) / np.cbrt(np.linalg.det(linear))
+    axis = int(np.argmax(np.abs(up)))
+    sign = float(np.sign(up[axis]))
+    turn = np.eye(4)
+    if axis == 0:  # +-x to +y: a quarter turn about z
+        turn[:2, :2] = [[0.0, -sign], [sign, 0.0]]
+    elif axis == 2:  # +-z to +y: a quarter turn about x
+        turn[1:3, 1:3] = [[0.0, sign], [-sign, 0.0]]
+    elif sign < 0:  # -y to +y: a half turn about x
+        turn[1:3, 1:3] = [[-1.0, 0.0], [0.0, -1.0]]
+    return turn
+
+
 def read_gltf_motion(path: Path | str, animation: str | int | None = None, fps: float = 30.0):
-    """A glTF animation as a :class:`Motion` of its skin's joints (rest: the bind pose).
+    """A glTF animation as a :class:`Motion` of its skin's joints (rest: the bind pose, turned
+    upright as :func:`upright_rotation` says, so that it stands in the animation's world).
 
     ``animation``: name or index (default: the first). Without a skin, every node is a bone and
     the rest pose is the nodes' stored transforms.
@@ -284,6 +304,9 @@ def read_gltf_motion(path: Path | str, animation: str | int | None = None, fps: 
     world = world_transforms(sample_animation(scene, index, fps), scene.parent)
     if scene.gltf.skins:
         joints, rest = skin_joints(scene)
+        root = joint_parents(scene, joints).index(-1)
+        rest_world = world_transforms(scene.rest_local, scene.parent)[joints[root]]
+        rest = upright_rotation(rest_world @ np.linalg.inv(rest[root])) @ rest
     else:
         joints = list(range(len(scene.parent)))
         rest = world_transforms(scene.rest_local, scene.parent)

@@ -1,4 +1,7 @@
-"""Retarget a motion of any rig onto a skeleton by bone names: world-space rotation deltas.
+"""Retarget a motion of any rig onto a skeleton: world-space rotation deltas.
+
+Bones are matched by a mapping file, identical names, skeleton family or structure
+(:func:`match_skeletons`, :mod:`invskin.motion.families`).
 
 A :class:`Motion` is a source rig (bone names, parents) with its **rest** world transforms and its
 world transforms in every frame, all y up (loaders convert). Retargeting onto a target
@@ -10,6 +13,9 @@ world transforms in every frame, all y up (loaders convert). Retargeting onto a 
   poses are assumed to be the same posture (``rest="canonical"``: the target's canonical pose), or,
   for rigs whose bone frames are axis-aligned in their T-pose (SMPL, and every skeleton built by
   :mod:`invskin.body.smpl`), ``rest="identity"``: ``R_t(rest) = I``;
+- an automatic match (family or structure) turns the source motion to face the target's way
+  and takes the target's canonical pose as the rest posture, each bone first turned onto its
+  source bone's rest direction (:func:`rest_alignment`): ``R_t(f) = D_b(f) A_t R_t(rest)``;
 - an unmapped target bone keeps its canonical rotation relative to its parent;
 - positions follow the target's own bone offsets (its proportions), except the root's:
   ``p_root(f) = p_root(canonical) + scale (p_src(f) - p_src(rest))``, ``p_src`` the source bone
@@ -26,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,10 +152,96 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[\s_.\-]", "", re.split(r"[:|]", name)[-1].lower())
 
 
+@dataclass(frozen=True)
+class BoneMatch:
+    """For each target bone its source bone (``None``: keeps its canonical pose), how the match
+    was made, and the target bones' roles where a family named them (:mod:`.families`)."""
+
+    source: list[int | None]
+    how: str
+    roles: dict[int, str] = field(default_factory=dict)
+    turn: np.ndarray = field(default_factory=lambda: np.eye(3))
+    """(3, 3) turn about the vertical applied to the motion so that the source rig faces the
+    way the target does (automatic matches; :func:`.families.facing_turn`)."""
+
+    @property
+    def automatic(self) -> bool:
+        """Matched by family or structure (not by a mapping file or identical names)."""
+        return self.how.startswith(("families", "structure"))
+
+
+def match_skeletons(
+    target: tuple[str, ...],
+    target_parents: tuple[int, ...],
+    target_joints: np.ndarray,
+    motion: Motion,
+    mapping: BoneMapping | None,
+) -> BoneMatch:
+    """Target bones to source bones: the mapping file; else identical (normalised) names for
+    every target bone; else both rigs' families (:func:`.families.detect_family`, by role); else
+    their structure in the rest pose (:func:`.families.structure_match`)."""
+    from invskin.motion.families import (
+        detect_family,
+        facing_turn,
+        has_positions,
+        structure_match,
+    )
+
+    if mapping is not None:
+        return BoneMatch(match_bones(target, motion.names, mapping, motion.source), "mapping file")
+    by_name = _match_names(target, motion.names)
+    if all(m is not None for m in by_name):
+        return BoneMatch(by_name, "names")
+    t_family, t_roles = detect_family(target)
+    s_family, s_roles = detect_family(motion.names)
+    source_joints = motion.rest[:, :3, 3]
+    positions = has_positions(target_parents, target_joints) and has_positions(
+        motion.parents, source_joints
+    )
+    turn = (
+        facing_turn(target_parents, target_joints, motion.parents, source_joints)
+        if positions
+        else np.eye(3)
+    )
+    if t_family is not None and s_family is not None:
+        matched: list[int | None] = [None] * len(target)
+        for role, j in t_roles.items():
+            matched[j] = s_roles.get(role)
+        roles = {j: role for role, j in t_roles.items()}
+        return BoneMatch(matched, f"families {t_family} <- {s_family}", roles, turn)
+    if positions:
+        turned = source_joints @ turn.T
+        matched = structure_match(target_parents, target_joints, motion.parents, turned)
+        return BoneMatch(matched, "structure", {}, turn)
+    return BoneMatch(match_bones(target, motion.names, None, motion.source), "names")
+
+
+def format_match(target: tuple[str, ...], source: tuple[str, ...], match: BoneMatch) -> str:
+    """The match as a table: one line per target bone, its source bone or ``-`` (canonical)."""
+    width = max((len(t) for t in target), default=0)
+    degrees = np.degrees(np.arctan2(match.turn[0, 2], match.turn[0, 0]))
+    turned = f"; motion turned {degrees:.0f} degrees about the vertical" if abs(degrees) > 1 else ""
+    lines = [f"bones matched by {match.how}{turned} (target <- motion; '-': stays canonical):"]
+    for j, name in enumerate(target):
+        src = match.source[j]
+        role = f"  [{match.roles[j]}]" if j in match.roles else ""
+        lines.append(f"  {name:<{width}} <- {'-' if src is None else source[src]}{role}")
+    return "\n".join(lines)
+
+
+def _match_names(target: tuple[str, ...], source: tuple[str, ...]) -> list[int | None]:
+    index = {name: i for i, name in enumerate(source)}
+    normal: dict[str, int] = {}
+    for i, name in enumerate(source):
+        normal.setdefault(normalise_name(name), i)
+    return [index.get(t, normal.get(normalise_name(t))) for t in target]
+
+
 def match_bones(
     target: tuple[str, ...], source: tuple[str, ...], mapping: BoneMapping | None, where: str
 ) -> list[int | None]:
-    """For each target bone, the index of its source bone (``None``: keep canonical)."""
+    """For each target bone, the index of its source bone (``None``: keep canonical), by the
+    mapping file or by identical (normalised) names; an unmatched bone is an error."""
     index = {name: i for i, name in enumerate(source)}
     if mapping is not None:
         bad_targets = sorted(set(mapping.bones) - set(target))
@@ -169,10 +261,7 @@ def match_bones(
                 )
             )
         return [None if mapping.bones.get(t) is None else index[mapping.bones[t]] for t in target]
-    normal: dict[str, int] = {}
-    for i, name in enumerate(source):
-        normal.setdefault(normalise_name(name), i)
-    matched = [index.get(t, normal.get(normalise_name(t))) for t in target]
+    matched = _match_names(target, source)
     missing = [t for t, m in zip(target, matched) if m is None]
     if missing:
         raise DataError(
@@ -195,11 +284,91 @@ def rest_height(joints: np.ndarray) -> float:
     return float(np.ptp(joints[:, 1])) if len(joints) > 1 else 0.0
 
 
-def retarget(motion: Motion, skeleton: Skeleton, mapping: BoneMapping | None = None) -> np.ndarray:
-    """Canonical-to-posed transforms (F, J, 4, 4) float64 of ``skeleton`` following ``motion``."""
-    matched = match_bones(skeleton.names, motion.names, mapping, motion.source)
-    rest_kind = mapping.rest if mapping is not None else motion.rest_kind
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest (3, 3) rotation turning direction ``a`` onto direction ``b``."""
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    axis = np.cross(a, b)
+    sin, cos = np.linalg.norm(axis), float(a @ b)
+    if sin < 1e-9:
+        if cos > 0:
+            return np.eye(3)
+        other = np.eye(3)[int(np.argmin(np.abs(a)))]
+        axis = np.cross(a, other) / np.linalg.norm(np.cross(a, other))
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    k = axis / sin
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + sin * cross + (1.0 - cos) * cross @ cross
+
+
+def rest_alignment(
+    parents: tuple[int, ...], joints: np.ndarray, motion: Motion, match: BoneMatch
+) -> np.ndarray:
+    """(J, 3, 3) world rotations taking each target bone's canonical direction (joint to its one
+    matched child) onto its source bone's rest direction: the source's rest joints, or for a
+    source without rest joints (AMASS) a T-pose by role. The root, and bones without one matched
+    child or direction, take their parent's."""
+    from invskin.motion.families import T_POSE_DIRECTIONS, has_positions
+
+    source_joints = motion.rest[:, :3, 3]
+    positions = has_positions(motion.parents, source_joints)
+    align = np.broadcast_to(np.eye(3), (len(parents), 3, 3)).copy()
+    for j, p in enumerate(parents):
+        if p < 0:
+            continue
+        align[j] = align[p]
+        src = match.source[j]
+        kids = [
+            c
+            for c, q in enumerate(parents)
+            if q == j and match.source[c] is not None and match.source[c] != src
+        ]
+        if src is None or len(kids) != 1:
+            continue
+        c = kids[0]
+        if positions:
+            d_source = source_joints[match.source[c]] - source_joints[src]
+        else:
+            d_source = np.array(
+                T_POSE_DIRECTIONS.get((match.roles.get(j, ""), match.roles.get(c, "")), (0, 0, 0)),
+                dtype=np.float64,
+            )
+        d_target = joints[c] - joints[j]
+        if np.linalg.norm(d_source) > 1e-9 and np.linalg.norm(d_target) > 1e-9:
+            align[j] = rotation_between(d_target, d_source)
+    return align
+
+
+def retarget(
+    motion: Motion,
+    skeleton: Skeleton,
+    mapping: BoneMapping | None = None,
+    match: BoneMatch | None = None,
+) -> np.ndarray:
+    """Canonical-to-posed transforms (F, J, 4, 4) float64 of ``skeleton`` following ``motion``.
+
+    ``match``: the bone match (default: :func:`match_skeletons`). An automatic match (families,
+    structure) takes the target's canonical pose as its rest posture and aligns the two rest
+    postures bone by bone (:func:`rest_alignment`)."""
     canonical = skeleton.canonical.double().numpy()
+    if match is None:
+        match = match_skeletons(
+            skeleton.names, skeleton.parents, canonical[:, :3, 3], motion, mapping
+        )
+    matched = match.source
+    if match.automatic and not np.allclose(match.turn, np.eye(3)):
+        turn = np.eye(4)
+        turn[:3, :3] = match.turn
+        motion = replace(motion, rest=turn @ motion.rest, world=turn @ motion.world)
+    if mapping is not None:
+        rest_kind = mapping.rest
+    else:
+        rest_kind = "canonical" if match.automatic else motion.rest_kind
+    align = (
+        rest_alignment(skeleton.parents, canonical[:, :3, 3], motion, match)
+        if match.automatic
+        else np.broadcast_to(np.eye(3), (skeleton.num_bones, 3, 3))
+    )
     rest_rot = _rotation(motion.rest)
     frame_rot = _rotation(motion.world)
     delta = frame_rot @ rest_rot.swapaxes(-1, -2)  # (F, S, 3, 3)
@@ -230,7 +399,7 @@ def retarget(motion: Motion, skeleton: Skeleton, mapping: BoneMapping | None = N
             local_canon = np.linalg.solve(canonical[p], canonical[j])
             parent_world = world[:, p]
         if src is not None:
-            world[:, j, :3, :3] = delta[:, src] @ target_rest[j]
+            world[:, j, :3, :3] = delta[:, src] @ align[j] @ target_rest[j]
         else:
             world[:, j, :3, :3] = parent_world[:, :3, :3] @ local_canon[:3, :3]
         world[:, j, :3, 3] = (parent_world @ local_canon)[:, :3, 3]

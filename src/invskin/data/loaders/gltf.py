@@ -71,6 +71,7 @@ from invskin.motion.gltf_anim import (
     load_gltf,
     parents_first,
     sample_animation,
+    upright_rotation,
     world_transforms,
 )
 
@@ -177,25 +178,6 @@ def scale_translations(transforms: np.ndarray, scale: float) -> np.ndarray:
     out = transforms.copy()
     out[..., :3, 3] *= scale
     return out
-
-
-def upright_rotation(rest_skinning: np.ndarray) -> np.ndarray:
-    """(4, 4) rotation turning the bind space upright: the bind-space axis (+-x, +-y, +-z)
-    closest to what the file's node rest pose shows as up (``rest_skinning``: a root joint's
-    ``JointWorld(rest) IBM``) is turned to +y by a quarter or half turn (identity when it already
-    is +y). Files exported z up (Blender, Collada) bind their mesh lying down otherwise."""
-    linear = rest_skinning[:3, :3]
-    up = linear.T @ np.array([0.0, 1.0, 0.0]) / np.cbrt(np.linalg.det(linear))
-    axis = int(np.argmax(np.abs(up)))
-    sign = float(np.sign(up[axis]))
-    turn = np.eye(4)
-    if axis == 0:  # +-x to +y: a quarter turn about z
-        turn[:2, :2] = [[0.0, -sign], [sign, 0.0]]
-    elif axis == 2:  # +-z to +y: a quarter turn about x
-        turn[1:3, 1:3] = [[0.0, sign], [-sign, 0.0]]
-    elif sign < 0:  # -y to +y: a half turn about x
-        turn[1:3, 1:3] = [[-1.0, 0.0], [0.0, -1.0]]
-    return turn
 
 
 def skin_meshes(scene: GltfScene) -> dict[int, list[int]]:
