@@ -76,7 +76,7 @@ def row_of(path: Path, outfit: str) -> dict:
         "summary": report["summary"],
         "correspondence": report.get("correspondence"),
         "per_part": report.get("per_part"),
-        "run": str(run),
+        "run": f"{run.parent.name}/{run.name}",  # VARIANT/METHOD-sSEED, not this machine's path
     }
 
 
