@@ -263,7 +263,8 @@ def test_two_trainings_started_together_leave_one_run(data: Path, tmp_path: Path
     assert len(winners) == 1, errors
     (loser,) = set(both) - set(winners)
     assert both[loser].returncode == 2
-    assert "is in use by pid" in errors[loser] or "already holds a trained run" in errors[loser]
+    # Started together, the loser may meet the lock before the holder has written who it is.
+    assert "is in use by" in errors[loser] or "already holds a trained run" in errors[loser]
     assert load_checkpoint(run).state["method"] == winners[0]
     assert _logged_steps(run) == [1, 2]
 
