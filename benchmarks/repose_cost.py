@@ -51,6 +51,7 @@ def main() -> None:
     torch.set_num_threads(2)
     dataset = load_dataset(args.data)
     models = [(f"{run.parent.name}/{run.name}", load_run(run).model) for run in args.runs]
+    named = " ".join(name for name, _ in models)
     if args.preset_ins:
         config = make_preset("cpu-quick", "ins").model
         models.append(
@@ -72,8 +73,7 @@ def main() -> None:
     write_json(
         args.out,
         {
-            "command": "python benchmarks/repose_cost.py --data DATA "
-            + " ".join(name for name, _ in models if not name.startswith("cpu-quick"))
+            "command": f"python benchmarks/repose_cost.py --data DATA {named}"
             + (" --preset-ins" if args.preset_ins else ""),
             "frames": args.frames,
             "rows": rows,
