@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from pin_pose_dependence import check_model
+from repose_cost import repose_ms
 
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.models.config import method_config
-from invskin.models.pipeline import reposer_for
 from invskin.models.run import build_model, load_run
 from invskin.training.presets import make_preset
 from invskin.training.run import training_data
@@ -79,19 +79,10 @@ def pin_parameters(model) -> list:
     return [p for pin in (model.pin_c, model.pin_d) if pin is not None for p in pin.parameters()]
 
 
-def repose_cost(model, dataset, frames: int = 8, repeats: int = 3) -> float:
-    """Milliseconds per frame to repose 100,000 vertices (the ground-truth canonical surface's
-    vertices, ``frames`` test-out frames at once) with the path ``invskin repose`` takes for the
-    model (:func:`invskin.models.pipeline.reposer_for`); the best of ``repeats``."""
-    vertices = dataset.correspondence.canonical_vertices.float()
-    transforms = dataset.transforms[list(dataset.splits["test-out"])[:frames]].float()
-    repose = reposer_for(model)
-    best = float("inf")
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        repose(vertices, transforms)
-        best = min(best, time.perf_counter() - tic)
-    return round(best / frames * 1e3 * 1e5 / vertices.shape[0], 1)
+def repose_cost(model, dataset) -> float:
+    """Milliseconds per frame to repose 100,000 vertices on the path ``invskin repose`` takes
+    (:func:`repose_cost.repose_ms`, 8 test-out frames, the best of 3)."""
+    return round(repose_ms(model, dataset, frames=8, repeats=3), 1)
 
 
 def _train_only(model, params: list) -> list:

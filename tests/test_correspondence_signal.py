@@ -206,8 +206,7 @@ def test_cape_import_writes_registered_correspondences(tmp_path: Path) -> None:
     from fixtures_data import write_cape
     from invskin.body.smpl import SMPLModel
     from invskin.data.loaders import convert_cape
-    from invskin.data.loaders.cape import unpose
-    from invskin.geometry import lbs
+    from invskin.geometry import lbs, unpose
 
     cape, smpl = tmp_path / "cape_release", tmp_path / "smpl"
     write_cape(cape, smpl)

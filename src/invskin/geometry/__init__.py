@@ -16,7 +16,7 @@ from invskin.geometry.rotations import (
     rotation_6d_to_matrix,
     skew,
 )
-from invskin.geometry.skinning import blend_transforms, lbs, lbs_jacobian
+from invskin.geometry.skinning import blend_transforms, lbs, lbs_jacobian, unpose
 from invskin.geometry.transforms import (
     apply_pointwise_transform,
     apply_transform,
@@ -37,6 +37,7 @@ __all__ = [
     "invert_affine",
     "invert_rigid",
     "lbs",
+    "unpose",
     "lbs_jacobian",
     "local_from_world",
     "make_transform",

@@ -48,3 +48,15 @@ def lbs_jacobian(
         + transforms[..., None, :, :3, 3]
     )  # (*b, n, j, 3): T_b x for every bone
     return blended[..., :3, :3] + torch.einsum("...njk,...njl->...nkl", per_bone, weight_gradients)
+
+
+def unpose(
+    posed: Float[Tensor, "*b n 3"],
+    weights: Float[Tensor, "*b n j"],
+    transforms: Float[Tensor, "*b j 4 4"],
+) -> Float[Tensor, "*b n 3"]:
+    """The exact inverse of :func:`lbs` for known weights: each posed point carried back by the
+    inverse of its own blended transform."""
+    blended = blend_transforms(weights, transforms)
+    local = posed - blended[..., :3, 3]
+    return torch.linalg.solve(blended[..., :3, :3], local[..., None])[..., 0]

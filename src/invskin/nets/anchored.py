@@ -62,12 +62,13 @@ def _runs(line: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _two_intervals(runs: list[tuple[int, int]]) -> tuple[int, int, int, int]:
-    """At most two intervals covering ``runs`` (sorted), split at the largest gap."""
+    """At most two intervals covering ``runs`` (sorted), split at the largest gap, as voxel edges
+    ``s1, e1, s2, e2`` (each end one past its run's last voxel); one run gives ``s2 = e2 = e1``."""
     if len(runs) == 1:
-        return runs[0][0], runs[0][1], runs[0][1], runs[0][1]
+        return runs[0][0], runs[0][1] + 1, runs[0][1] + 1, runs[0][1] + 1
     gaps = [runs[i + 1][0] - runs[i][1] for i in range(len(runs) - 1)]
     split = int(np.argmax(gaps))
-    return runs[0][0], runs[split][1], runs[split + 1][0], runs[-1][1]
+    return runs[0][0], runs[split][1] + 1, runs[split + 1][0], runs[-1][1] + 1
 
 
 def body_lines(
@@ -101,10 +102,7 @@ def body_lines(
         table = np.full(occ.shape[:2] + (4,), NO_BODY, dtype=np.float32)
         flag = occ.any(-1)
         for b, c in zip(*np.nonzero(flag), strict=True):
-            s1, e1, s2, e2 = _two_intervals(_runs(occ[b, c]))
-            edges = np.array([s1, e1 + 1, s2, e2 + 1], dtype=np.float64)
-            if s2 == e2 == e1:  # one interval: the middle gap is empty
-                edges[2] = edges[3] = edges[1]
+            edges = np.array(_two_intervals(_runs(occ[b, c])), dtype=np.float64)
             table[b, c] = lo_np[a] + edges * spacing
         intervals.append(torch.from_numpy(table))
         has_body.append(torch.from_numpy(flag.astype(np.float32)))

@@ -322,12 +322,13 @@ class PIN(nn.Module):
             self.table = table
             for _ in range(config.num_blocks):
                 couplings.extend(AnchoredCoupling(a, num_bones, config, table) for a in range(3))
-        for block in range(config.num_blocks if config.coupling != "anchored" else 0):
-            axis = block % 3
-            couplings.append(PoseAwareCoupling((axis,), num_bones, config))
-            couplings.append(
-                PoseAwareCoupling(tuple(i for i in range(3) if i != axis), num_bones, config)
-            )
+        else:
+            for block in range(config.num_blocks):
+                axis = block % 3
+                couplings.append(PoseAwareCoupling((axis,), num_bones, config))
+                couplings.append(
+                    PoseAwareCoupling(tuple(i for i in range(3) if i != axis), num_bones, config)
+                )
         self.couplings = nn.ModuleList(couplings)
 
     def encode_pose(self, pose: Float[Tensor, "*b j 4 4"]) -> PoseCode | None:

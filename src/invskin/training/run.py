@@ -38,6 +38,17 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def require_correspondence(dataset) -> None:
+    """Refuse, saying what to do, a dataset without known correspondences."""
+    if dataset.correspondence is None:
+        raise ValueError(
+            f"dataset {dataset.root} has no known correspondences (no 'correspondence' in its "
+            "manifest), so it cannot train with --signal correspondence; train with --signal "
+            "occupancy (raw scans have occupancy only), or import registered meshes (CAPE) or a "
+            "rigged glTF without --scans, which write them"
+        )
+
+
 def training_data(
     dataset, sample_config: SampleConfig, progress: bool = True, correspondence: bool = False
 ) -> TrainingData:
@@ -45,14 +56,8 @@ def training_data(
     ``correspondence``, the dataset's known correspondences of those frames."""
     canonical = posed = None
     if correspondence:
+        require_correspondence(dataset)
         truth = dataset.correspondence
-        if truth is None:
-            raise ValueError(
-                f"dataset {dataset.root} has no known correspondences (no 'correspondence' in its "
-                "manifest), so it cannot train with --signal correspondence; train with --signal "
-                "occupancy, or import registered meshes (CAPE) or a rigged glTF without --scans, "
-                "which write them"
-            )
         canonical, posed = truth.canonical_vertices.float(), truth.posed_vertices.float()
     points, occupancy = [], []
     for i in tqdm(range(len(dataset)), desc="samples", disable=not progress, dynamic_ncols=True):
@@ -198,11 +203,8 @@ def _train_run(
             chosen.extract_resolution,
         )
     dataset = load_dataset(data)
-    if train_config.correspondences > 0 and dataset.correspondence is None:
-        raise ValueError(
-            f"dataset {data} has no known correspondences, so it cannot train with --signal "
-            "correspondence; use --signal occupancy (raw scans have occupancy only)"
-        )
+    if train_config.correspondences > 0:  # before the ranks split up to make samples
+        require_correspondence(dataset)
     train_split = dataset.split("train")
     if len(train_split) == 0:
         raise ValueError(f"dataset {data} has an empty 'train' split")

@@ -47,7 +47,7 @@ from invskin.data.loaders.common import (
     scan_to_metres,
     written_splits,
 )
-from invskin.geometry import blend_transforms
+from invskin.geometry import unpose
 from invskin.mesh.io import TriMesh
 
 
@@ -213,14 +213,6 @@ def convert_cape(
         return writer.finish()
 
 
-def unpose(posed: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
-    """Posed vertices ``(V, 3)`` carried back to the canonical pose by the inverse of each vertex's
-    blended transform (``weights`` (V, J), ``transforms`` (J, 4, 4) canonical to posed)."""
-    blended = blend_transforms(weights, transforms)  # (V, 4, 4)
-    local = posed - blended[:, :3, 3]
-    return torch.linalg.solve(blended[:, :3, :3], local[..., None])[..., 0]
-
-
 def set_registered_correspondence(
     writer: DatasetWriter,
     faces: np.ndarray,
@@ -232,7 +224,8 @@ def set_registered_correspondence(
     every scan is the same material point. Its canonical position is the mean, over the written
     ``train`` frames, of the scan's vertex unposed by SMPL's weights (test frames do not shape it);
     its posed positions are the scans' vertices."""
-    written_train = [i for i in train_ids if i in params and i in set(ids)]
+    written = set(ids)
+    written_train = [i for i in train_ids if i in written]
     if not written_train:
         return
     canonical = np.mean([params[i][3] for i in written_train], axis=0)
