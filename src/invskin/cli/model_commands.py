@@ -35,10 +35,15 @@ class Train:
     device: str = "auto"
     """auto (CUDA if available), cpu or cuda."""
     seed: int = 0
-    signal: Literal["occupancy", "correspondence"] = "occupancy"
+    signal: Literal["occupancy", "correspondence", "colour"] = "occupancy"
     """What the run learns from: occupancy of the scans alone (all a raw scan gives), or also the
     dataset's known correspondences (synthetic data, CAPE, a rigged glTF without --scans), training
-    frames only. See docs/method.md, 'Training signals'."""
+    frames only, or also the scans' colours (coloured scans: a canonical colour field and a
+    photometric loss; the extracted mesh gets the learned colours). See docs/method.md, 'Training
+    signals'."""
+    no_loss: tuple[str, ...] = ()
+    """Losses to switch off (weight 0), by name as log.jsonl shows them: e.g. --no-loss colour
+    colour_level trains the colour signal's model without its photometric loss (an ablation)."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint, exactly where it stopped (Ctrl-C and
     SIGTERM write a checkpoint at the current step before exiting)."""
@@ -56,6 +61,7 @@ class Train:
             self.seed,
             self.resume,
             signal=self.signal,
+            no_loss=self.no_loss,
         )
         print(
             f"trained {summary.method} for {summary.result.steps} steps in "
