@@ -1,4 +1,6 @@
-"""Train and evaluate one method under a named variant of a preset (the ablations of docs/results.md).
+"""Train and evaluate one method under a named variant of a preset.
+
+The ablations of docs/results.md and the variants of docs/experiments.md:
 
     python benchmarks/ablation.py --data DATA --runs RUNS --variant NAME --method ins --seed 0
 
@@ -39,7 +41,7 @@ V2: dict[str, Any] = {
 
 DIFFUSED: dict[str, Any] = {"prior": "diffused", "prior_grid": (36, 48, 24), "prior_radius": 0.05}
 
-# The cpu-quick preset of the previous round (before the changes of issue 8).
+# The first cpu-quick preset (nearest-vertex prior, PINs in the root frame, 2 PIN blocks).
 OLD: dict[str, Any] = {
     "pin_coupling": "affine",
     "skinning_residual": False,
@@ -63,12 +65,12 @@ def _pins_after_warmup(total: int, scale: float = 1.0) -> dict[str, Ramp]:
 
 def _prior_fading(total: int, end: float = 0.01) -> Ramp:
     """The skinning-prior loss fading from 1 to ``end`` over the warm-up (30%); with 0.01, that of
-    the presets before the fifth session."""
+    the presets before the prior was held (variant ``prior-held``)."""
     return Ramp(1.0, end, begin=0, finish=max(1, int(0.3 * total)))
 
 
-# The third session's variants (issue 8), built from these pieces, on the preset of then (`v3`,
-# affine couplings; the preset has spline couplings since the fifth session).
+# Variants built from these pieces on `v3` (affine couplings; the preset has had spline couplings
+# since the `spline` variant, docs/experiments.md).
 # The PINs at the full learning rate once the warm-up (30%) is over, ramping up over 10%.
 PIN_LATE: dict[str, Any] = {
     "pin_coupling": "affine",
@@ -84,14 +86,14 @@ STRETCH: dict[str, Any] = {
 CLOTH: dict[str, Any] = {"surface_stretch": 0.02, "surface_stretch_body_margin": 0.02}
 
 
-# The preset of the third and fourth sessions (affine couplings).
+# The preset before spline couplings (affine couplings).
 V3: dict[str, Any] = {**OLD, **V2, **DIFFUSED, "losses": {"lbs_fold": _fold_after_warmup}}
 
 # Settings that differ from the preset, per variant: model fields, and loss schedules to replace.
 VARIANTS: dict[str, dict[str, Any]] = {
     "preset": {},
     "old": OLD,
-    # The steps from the old preset to the new one (issue 8), each run as its own variant:
+    # The steps from the first preset to `v3`, each run as its own variant:
     "v2": {**OLD, **V2},
     "diffused": {**OLD, **DIFFUSED},
     "v3": V3,
@@ -114,10 +116,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # The stretch loss's gradient moving posed points only along the surface.
     "stretch-tan-pin-late": {**STRETCH, **PIN_LATE, "surface_stretch_tangential": True},
-    # Fourth session: the PINs' couplings as monotone splines of the free coordinate (`v3` with
-    # spline couplings: the cpu-quick preset since the fifth session).
+    # The PINs' couplings as monotone splines of the free coordinate (`v3` with spline couplings,
+    # which the cpu-quick preset then took).
     "spline": {**V3, "pin_coupling": "spline"},
-    # Fifth session: twice the bins (about 9 cm wide on average over the 3 m interval).
+    # Twice the bins (about 9 cm wide on average over the 3 m interval).
     "spline-32": {"pin_coupling": "spline", "pin_spline_bins": 32},
     # `v3` (affine couplings) with the learned skinning residual baked on the prior's grid (36 x 48
     # x 24, 4-5 cm cells), not on the coarser 24 x 32 x 16 (6-7 cm) one: the skirt hangs 1-3.5 cm
@@ -127,10 +129,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # about 3 cm of the body) held at 1 or 0.1 throughout instead of fading to 0.01 over the warm-up.
     "prior-held": {"losses": {"skinning_prior": Ramp(1.0, 1.0)}},
     "prior-held-0.1": {"losses": {"skinning_prior": lambda total: _prior_fading(total, 0.1)}},
-    # Seventh session: today's preset with 8 frames of 256 points per step instead of 2 of 1,024
+    # Today's preset with 8 frames of 256 points per step instead of 2 of 1,024
     # (the same posed samples per step): more poses to contrast in each gradient.
     "frames-8": {"train": {"batch_frames": 8, "points_per_frame": 256}},
-    # Seventh session: PIN_d's displacement charged 1000 at posed samples with a root within 2 cm
+    # PIN_d's displacement charged 1000 at posed samples with a root within 2 cm
     # of the body prior (a 3 mm shift costs about 0.01): PIN_d kept off the skin.
     "pin-d-body": {
         "pin_d_body_margin": 0.02,
@@ -139,7 +141,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-# Variants defined before the fifth session, which ran with the prior fading (``_prior_fading``):
+# Variants defined before the prior was held, which ran with the prior fading (``_prior_fading``):
 # they keep it, whatever today's preset does.
 FADING_PRIOR_VARIANTS = (
     "old", "v2", "diffused", "v3", "v3-disp1", "pin-late", "stretch", "stretch-pin-late",

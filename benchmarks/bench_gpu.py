@@ -1,4 +1,4 @@
-"""Issue 12's GPU measurements in one run (``scripts/gpu_checks.sh`` calls it on a lent GPU).
+"""The GPU measurements in one run (``scripts/gpu_checks.sh`` calls it on a lent GPU).
 
 Each part is timed with the device synchronised, after a warm-up, median of ``--repeats``; a part
 that fails records its error and the others still run. Parts:
@@ -183,7 +183,7 @@ def main() -> None:
         args.warmup_steps, args.train_steps = 1, 2
     device = torch.device(args.device)
     result: dict = {
-        "benchmark": "issue 12 GPU checks: matmul, reposing, training",
+        "benchmark": "GPU checks: matmul, reposing, training",
         "hardware": hardware(device),
         "quick_dry_run": args.quick,
     }

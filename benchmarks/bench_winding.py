@@ -2,7 +2,7 @@
 
 Measures ``invskin.mesh.occupancy`` (point-cloud-utils, queries in Z-order) and, for comparison,
 pcu in input order and libigl's ``fast_winding_number`` in both orders, on the two point sets of
-the evaluation protocol (DESIGN.md section 6): uniform in the bounding box enlarged by 10%, and
+``invskin eval``'s IoU (``invskin.metrics.occupancy``): uniform in the bounding box enlarged by 10%, and
 surface samples plus N(0, 1 cm) noise (harder: every query is near the surface). Cases are
 interleaved within each repeat; the median wall and CPU time over repeats is reported, and the JSON
 records the hardware, library versions and the load average (the machine may be shared).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the quality table of docs/results.md on CPU: train each method with the cpu-quick
-# preset on the synthetic data, then evaluate on both test splits (100k points per set).
+# One seed of the quality table of docs/results.md on CPU: train each method with the cpu-quick
+# preset on the synthetic data, evaluate on both test splits (100k points per set), and write the
+# table to runs/quality-cpu.md.
 #
 #   bash benchmarks/run_results.sh [OUTFIT] [METHOD ...]
 #
@@ -26,5 +27,5 @@ for METHOD in $METHODS; do
     $BIN eval --run "$RUN" --split "$SPLIT" "${LIMIT[@]}"
   done
 done
-.venv/bin/python benchmarks/collect_results.py runs/*/*/eval/*/metrics.json > benchmarks/results/quality-cpu.md
-cat benchmarks/results/quality-cpu.md
+.venv/bin/python benchmarks/collect_results.py runs/*/*/eval/*/metrics.json > runs/quality-cpu.md
+cat runs/quality-cpu.md

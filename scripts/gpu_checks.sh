@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Issue 12's GPU checks in one call, on the device machine (fits in about 10 minutes on one H200):
+# The GPU checks in one call, on the device machine (fits in about 10 minutes on one H200):
 # the CUDA tests, then benchmarks/bench_gpu.py (matmul rate, batched reposing, a stretch of the gpu
 # preset's training; float32 and TF32). Needs gpu-carry/ from scripts/gpu_prepare.sh. Results and
-# logs go to $OUT (the device tool's folder), else benchmarks/results/gpu. Each step has its own
+# logs go to $OUT if set, else benchmarks/results/gpu. Each step has its own
 # time limit, and a failing step does not stop the others.
 set -uo pipefail
 cd "$(dirname "$0")/.."

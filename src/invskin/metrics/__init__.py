@@ -1,4 +1,4 @@
-"""Evaluation metrics on meshes (DESIGN.md section 6): IoU, Chamfer, normal consistency, F-score,
+"""Evaluation metrics on meshes (what ``invskin eval`` reports): IoU, Chamfer, normal consistency, F-score,
 correspondence error, and per part of the ground truth: correspondence error, Chamfer, stretch.
 
 Conventions: numpy arrays and :class:`invskin.mesh.TriMesh` in metres; Chamfer and correspondence

@@ -1,4 +1,4 @@
-"""Correspondence error of a reposed mesh against ground-truth surface motion (DESIGN.md section 6).
+"""Correspondence error of a reposed mesh against ground-truth surface motion.
 
 Conventions: metres in, centimetres out. Each predicted vertex is attached, in the canonical pose,
 to its closest point on the ground-truth canonical surface (a face and barycentric coordinates,

@@ -1,4 +1,4 @@
-"""All mesh-quality metrics of one predicted mesh against one ground-truth mesh (DESIGN.md 6)."""
+"""All mesh-quality metrics of one predicted mesh against one ground-truth mesh."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Volumetric IoU between meshes over explicit evaluation points (DESIGN.md section 6).
+"""Volumetric IoU between meshes over explicit evaluation points.
 
 Conventions: metres; occupancy of both meshes by generalised winding numbers (> 0.5), so open scans
 are handled. The evaluation points are drawn once from the ground-truth mesh and seed, and shared

@@ -1,4 +1,4 @@
-"""Per-part metrics of a reposed mesh: correspondence error, Chamfer and stretch (DESIGN.md 6).
+"""Per-part metrics of a reposed mesh: correspondence error, Chamfer and stretch.
 
 Conventions: metres in, centimetres out; the predicted vertices are attached to the ground-truth
 surface once, in the canonical pose (:func:`invskin.metrics.correspondence.attach`). Parts are named
