@@ -43,8 +43,8 @@ def main() -> None:
     parser.add_argument(
         "--variant",
         default="old",
-        help="a variant of benchmarks/ablation.py; 'old' is the cpu-quick of the previous round, "
-        "the configuration the throughput target refers to; 'preset' is today's",
+        help="a variant of benchmarks/ablation.py; 'old' is the first cpu-quick configuration "
+        "(docs/experiments.md); 'preset' is the current one",
     )
     parser.add_argument("--steps", type=int, default=20, help="timed steps per path")
     parser.add_argument("--warmup", type=int, default=3)
