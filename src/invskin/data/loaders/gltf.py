@@ -30,6 +30,10 @@ Any skeleton (a quadruped, a tail, a rig that lists children before parents):
   applied), with its ground-truth correspondences, or the user's own scans from ``scans_dir``
   named ``<frame_id>.ply|obj`` (scaled by ``units``, or detected per scan as in
   :mod:`invskin.data.loaders.common` when ``auto``);
+- **look**: the character's UVs and base-colour texture, or its vertex colours, with its
+  canonical (bind-pose) surface, written to ``DATA/appearance/``
+  (:mod:`invskin.data.loaders.appearance`, :mod:`invskin.data.loaders.gltf_look`); exports and
+  the viewer carry them onto a trained avatar (:mod:`invskin.export.look`);
 - **splits**: frames of the ``test_out_animations`` (default: the last animation when there are
   several) are ``test-out``, every ``frame_interval``-th frame; with a single animation and no
   ``test_out_animations``, the last ``test_out_window`` fraction of its frames is ``test-out``.
@@ -51,6 +55,7 @@ import torch
 
 from invskin.body.skeleton import Skeleton
 from invskin.data.format import BodyPrior, DataError, Dataset, DatasetWriter
+from invskin.data.loaders.appearance import appearance_kind, save_appearance
 from invskin.data.loaders.common import (
     UNIT_SCALE,
     ConversionReport,
@@ -62,6 +67,7 @@ from invskin.data.loaders.common import (
     scan_to_metres,
     written_splits,
 )
+from invskin.data.loaders.gltf_look import read_source_appearance
 from invskin.geometry import lbs
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.motion.gltf_anim import (
@@ -87,12 +93,14 @@ MILLIMETRES_MAX_DIAGONAL = 10_000.0
 @dataclass(frozen=True)
 class SkinnedMesh:
     """The merged bind-pose mesh of a skin: vertices (V, 3), faces (T, 3), weights (V, J) in the
-    skin's joint order, and per part (``mesh name/primitive``) its range of faces."""
+    skin's joint order, per part (``mesh name/primitive``) its range of faces, and per part the
+    glTF primitive it came from: ``(mesh index, primitive index, first vertex)``."""
 
     vertices: np.ndarray
     faces: np.ndarray
     weights: np.ndarray
     parts: tuple[tuple[str, int, int], ...]
+    primitives: tuple[tuple[int, int, int], ...] = ()
 
 
 def _rigid_problem(matrices: np.ndarray) -> float:
@@ -276,10 +284,11 @@ def read_skinned_mesh(scene: GltfScene, nodes: list[int], num_joints: int) -> Sk
     """Bind-pose vertices, faces and dense (V, J) weights of the triangle primitives of ``nodes``
     (merged; the nodes' own transforms are ignored, as glTF specifies for skinned meshes)."""
     gltf = scene.gltf
-    vertices, faces, weights, parts = [], [], [], []
+    vertices, faces, weights, parts, primitives = [], [], [], [], []
     count = num_faces = 0
     for node in nodes:
-        mesh = gltf.meshes[gltf.nodes[node].mesh]
+        mesh_index = gltf.nodes[node].mesh
+        mesh = gltf.meshes[mesh_index]
         label = mesh.name or gltf.nodes[node].name or f"mesh {gltf.nodes[node].mesh}"
         for k, prim in enumerate(mesh.primitives):
             if (prim.mode if prim.mode is not None else TRIANGLES) != TRIANGLES:
@@ -299,6 +308,7 @@ def read_skinned_mesh(scene: GltfScene, nodes: list[int], num_joints: int) -> Sk
             faces.append(f + count)
             weights.append(_dense_weights(scene, attrs, len(v), num_joints))
             parts.append((f"{label}/{k}", num_faces, num_faces + len(f)))
+            primitives.append((mesh_index, k, count))
             count += len(v)
             num_faces += len(f)
     if not vertices:
@@ -311,7 +321,11 @@ def read_skinned_mesh(scene: GltfScene, nodes: list[int], num_joints: int) -> Sk
             "vertex to at least one joint"
         )
     return SkinnedMesh(
-        np.concatenate(vertices), np.concatenate(faces), weights_all / total, tuple(parts)
+        np.concatenate(vertices),
+        np.concatenate(faces),
+        weights_all / total,
+        tuple(parts),
+        tuple(primitives),
     )
 
 
@@ -467,6 +481,7 @@ def convert_gltf(
         )
         for frame_id, anim, t in frames
     ]
+    look = read_source_appearance(scene, mesh.primitives, vertices, faces)
     info = {
         "gltf": str(src),
         "animations": chosen,
@@ -474,6 +489,7 @@ def convert_gltf(
         "own_scans": scans is not None,
         "skin": skin_index,
         "metres_per_unit": to_metres,
+        "appearance": appearance_kind(look),
     }
     with DatasetWriter(
         out, name or src.stem, skeleton, prior=prior, source=f"gltf {src}", info=info
@@ -495,7 +511,10 @@ def convert_gltf(
             ]
             writer.set_correspondence(vertices, faces, np.stack(posed))
         writer.info.update(report_info(report))
-        return writer.finish()
+        dataset = writer.finish()
+    if look is not None:
+        save_appearance(dataset.root, look, source=f"gltf {src}")
+    return dataset
 
 
 def _frame_loader(
