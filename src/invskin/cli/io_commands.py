@@ -233,6 +233,10 @@ class Export:
     """Corrective morph targets (0 to 8) of the skinned export."""
     fps: float | None = None
     """Playback rate (default: the motion file's, else 30)."""
+    look: Literal["auto", "texture", "colours", "none"] = "auto"
+    """What the avatar looks like: auto takes the imported character's texture (through UVs),
+    else the canonical mesh's vertex colours, else the character's vertex colours or plain
+    colour; texture / colours keep only that kind; none: a plain material."""
     device: str = "cpu"
 
     def main(self) -> None:
@@ -256,5 +260,6 @@ class Export:
                 correctives=self.correctives,
                 fps=fps,
                 device=self.device,
+                look=self.look,
             )
         print(report.summary())

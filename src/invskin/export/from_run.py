@@ -5,6 +5,10 @@ the skeleton and the motion as joint animation, plus at most 8 corrective morph 
 the model's output (:mod:`invskin.export.skinned`). ``morph``: the per-frame morph-target GLB of
 :mod:`invskin.export.glb` (one target per frame; exact, but grows with every frame).
 
+Both carry the avatar's look (:func:`invskin.export.look.avatar_look`): the source's texture
+through UVs (skinned only; UV seams split the canonical mesh's vertices, the copies share their
+vertex's skinning), or per-vertex colours (``COLOR_0``), or the source's plain base colour.
+
 The report gives the vertex error of the skinned file against the model output, evaluated from
 the file as written (read back, glTF skinning formula), with and without the correctives.
 """
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from invskin.export.glb import write_glb
+from invskin.export.look import AvatarLook, LookMode, avatar_look, dataset_appearance
 from invskin.export.skinned import (
     MAX_TARGETS,
     pose_skinned_glb,
@@ -46,6 +51,8 @@ class ExportReport:
     """Skinned only: the same without the correctives (4-weight skinning alone)."""
     error_max_plain_m: float | None = None
     seconds: float = 0.0
+    look: str | None = None
+    """What the file's look is and where it comes from, in words (None: no look)."""
 
     def summary(self) -> str:
         text = (
@@ -58,7 +65,7 @@ class ExportReport:
                 f"{self.error_max_m * 1000:.2f} mm (without correctives: mean "
                 f"{self.error_mean_plain_m * 1000:.2f} mm, max {self.error_max_plain_m * 1000:.2f} mm)"
             )
-        return text
+        return text + f"; {self.look or 'no look (plain material)'}"
 
 
 def skinned_errors(path: Path, posed: np.ndarray) -> tuple[float, float, float, float]:
@@ -80,8 +87,13 @@ def export_run(
     fps: float = 30.0,
     batch: int = 16,
     device: str = "cpu",
+    look: LookMode = "auto",
 ) -> ExportReport:
-    """Repose the run's canonical mesh to ``transforms`` (F, J, 4, 4) and write ``out`` (GLB)."""
+    """Repose the run's canonical mesh to ``transforms`` (F, J, 4, 4) and write ``out`` (GLB).
+
+    ``look`` picks what the avatar looks like (:func:`invskin.export.look.avatar_look`; the
+    source look is read from the run's dataset).
+    """
     from invskin.models.pipeline import canonical_mesh
     from invskin.models.run import load_run
 
@@ -112,33 +124,52 @@ def export_run(
         .numpy()
     )
     out = Path(out)
+    source = dataset_appearance(loaded.state.get("dataset")) if look != "none" else None
     if format == "morph":
-        write_glb(out, posed, mesh.faces, fps=fps)
+        # One morph target per frame over the mesh's own vertices: colours only.
+        styled = avatar_look(mesh, source, "colours" if look == "auto" else look)
+        colors = None
+        if styled is not None and styled.colors is not None:
+            colors = np.round(styled.colors * 255).astype(np.uint8)
+        write_glb(out, posed, mesh.faces, fps=fps, colors=colors)
         return ExportReport(
             out, format, len(posed), len(vertices), out.stat().st_size, len(posed) - 1,
-            seconds=time.perf_counter() - tic,
+            seconds=time.perf_counter() - tic, look=_described(styled),
         )  # fmt: skip
     if format != "skinned":
         raise ValueError(f"format must be 'skinned' or 'morph', got {format!r}")
     with torch.no_grad():
         weights = model.weight_field()(vertices).cpu().double().numpy()
+    styled = avatar_look(mesh, source, look)
+    faces, uv, colors, texture, factor = mesh.faces, None, None, None, None
+    mesh_vertices = mesh.vertices
+    if styled is not None:
+        # Seam copies share their vertex's position, skinning and motion.
+        mesh_vertices, weights = styled.expand(mesh.vertices), styled.expand(weights)
+        posed = styled.expand(posed, axis=1)
+        faces, uv, colors, texture = styled.faces, styled.uv, styled.colors, styled.texture
+        factor = styled.base_color_factor
     stored = write_skinned_glb(
         out,
-        mesh.vertices,
-        mesh.faces,
+        mesh_vertices,
+        faces,
         model.skeleton,
         weights,
         transforms.cpu().double().numpy(),
         posed,
         max_targets=correctives,
         fps=fps,
+        uv=uv,
+        colors=colors,
+        texture=texture,
+        base_color_factor=factor,
     )
     mean, worst, mean_plain, worst_plain = skinned_errors(out, posed)
     return ExportReport(
         out,
         format,
         len(posed),
-        len(vertices),
+        len(mesh_vertices),
         out.stat().st_size,
         len(stored.targets),
         mean,
@@ -146,4 +177,9 @@ def export_run(
         mean_plain,
         worst_plain,
         time.perf_counter() - tic,
+        _described(styled),
     )
+
+
+def _described(styled: AvatarLook | None) -> str | None:
+    return styled.summary() if styled is not None else None

@@ -10,6 +10,9 @@ What the file holds (glTF 2.0 skinning, section 3.7.3 of the specification):
   ``WEIGHTS_0``); with 4 weights, the skinned vertex is ``sum_j w_j T_j(f) (v + d)``, ``T_j(f)`` the
   canonical-to-posed bone transform of frame f;
 - the motion as joint translation + rotation channels, one key per frame (``LINEAR``);
+- optionally the look: ``TEXCOORD_0`` and a base-colour texture (the image stored in the GLB), or
+  ``COLOR_0`` (per-vertex colours, converted from sRGB to the linear values glTF specifies), or a
+  plain base colour (:mod:`invskin.export.look` computes them);
 - at most :data:`MAX_TARGETS` pose-corrective **morph targets** with per-frame weights: the
   principal components (uncentred SVD over the sequence) of what plain skinning misses. Morph
   targets act **before** skinning, so each frame's residual is taken back to canonical space through
@@ -34,6 +37,7 @@ import torch
 from jaxtyping import Float, Int
 
 from invskin.body.skeleton import Skeleton
+from invskin.data.loaders.appearance import TextureImage, linear_to_srgb, srgb_to_linear
 from invskin.fileio import atomic_path
 from invskin.geometry import local_from_world, matrix_to_quaternion
 from invskin.motion.gltf_anim import (
@@ -51,6 +55,8 @@ INFLUENCES = 4
 """Skinning weights kept per vertex (one ``JOINTS_0``/``WEIGHTS_0`` set)."""
 MAX_TARGETS = 8
 """glTF clients need only support 8 morphed attributes; engines blend about 8 targets at once."""
+DEFAULT_COLOUR = (0.8, 0.55, 0.45, 1.0)
+"""Base colour of a mesh without a look."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,7 @@ class _Buffer:
         normalized: bool | None = None,
     ) -> int:
         data = np.ascontiguousarray(data)
-        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[type_]
+        width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[type_]
         count = data.size // width
         self.views.append(
             pygltflib.BufferView(
@@ -229,6 +235,28 @@ class _Buffer:
         self.offset += len(raw)
         return len(self.accessors) - 1
 
+    def add_bytes(self, data: bytes) -> int:
+        """A buffer view of raw bytes (an image); returns its index."""
+        self.views.append(
+            pygltflib.BufferView(buffer=0, byteOffset=self.offset, byteLength=len(data))
+        )
+        self.blobs.append(data + b"\x00" * (-len(data) % 4))
+        self.offset += len(self.blobs[-1])
+        return len(self.views) - 1
+
+
+def _check_look(uv, colors, texture, num_vertices: int) -> None:
+    if texture is not None and uv is None:
+        raise ValueError("a texture needs uv (TEXCOORD_0)")
+    for name, array, width in (("uv", uv, 2), ("colors", colors, 3)):
+        if array is None:
+            continue
+        array = np.asarray(array)
+        if array.shape != (num_vertices, width) or not np.isfinite(array).all():
+            raise ValueError(f"{name} must be a finite ({num_vertices}, {width}) array")
+    if colors is not None and (np.min(colors) < 0.0 or np.max(colors) > 1.0):
+        raise ValueError("colors must be sRGB values in [0, 1]")
+
 
 def write_skinned_glb(
     path: Path,
@@ -240,12 +268,19 @@ def write_skinned_glb(
     posed: Float[np.ndarray, "f v 3"] | None = None,
     max_targets: int = MAX_TARGETS,
     fps: float = 30.0,
+    *,
+    uv: Float[np.ndarray, "v 2"] | None = None,
+    colors: Float[np.ndarray, "v 3"] | None = None,
+    texture: TextureImage | None = None,
+    base_color_factor: tuple[float, float, float, float] | None = None,
 ) -> SkinnedExport:
     """Write a skinned, animated GLB atomically (module docstring); return what it stored.
 
     ``weights`` are the full per-vertex skinning weights (4 largest kept); ``posed`` the model's
     output per frame, from which up to ``max_targets`` (at most 8) corrective targets are made
-    (none without ``posed``).
+    (none without ``posed``). The look: ``uv`` (glTF convention, origin at the image's top
+    left) with ``texture``, and/or ``colors`` (sRGB in [0, 1]); ``base_color_factor`` (linear
+    RGBA) defaults to white with a texture or colours, else :data:`DEFAULT_COLOUR`.
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
@@ -267,6 +302,7 @@ def write_skinned_glb(
         )
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    _check_look(uv, colors, texture, len(vertices))
     joints, kept = top_weights(weights)
     if posed is not None and max_targets > 0:
         posed = np.asarray(posed, dtype=np.float64)
@@ -294,6 +330,22 @@ def write_skinned_glb(
     indices = buf.add(
         faces.reshape(-1).astype(np.uint32), "SCALAR", UNSIGNED_INT, ELEMENT_ARRAY_BUFFER
     )
+    texcoord = color = None
+    if uv is not None:
+        texcoord = buf.add(np.asarray(uv, np.float32), "VEC2", FLOAT, ARRAY_BUFFER)
+    if colors is not None:
+        linear = srgb_to_linear(np.asarray(colors)).astype(np.float32)
+        color = buf.add(linear, "VEC3", FLOAT, ARRAY_BUFFER)
+    images, textures, samplers_tex, base_texture = [], [], [], None
+    if texture is not None:
+        view = buf.add_bytes(texture.data)
+        images = [pygltflib.Image(bufferView=view, mimeType=texture.mime)]
+        samplers_tex = [pygltflib.Sampler(**texture.sampler)]
+        textures = [pygltflib.Texture(sampler=0, source=0)]
+        base_texture = pygltflib.TextureInfo(index=0)
+    if base_color_factor is None:
+        plain = texture is None and colors is None
+        base_color_factor = DEFAULT_COLOUR if plain else (1.0, 1.0, 1.0, 1.0)
     morphs = [{"POSITION": buf.add(t, "VEC3", FLOAT, ARRAY_BUFFER, bounds=True)} for t in targets]
     inverse_bind = np.linalg.inv(skeleton.canonical.double().numpy())
     # glTF matrices are column-major: store each transposed row-major matrix.
@@ -347,7 +399,12 @@ def write_skinned_glb(
 
     primitive = pygltflib.Primitive(
         attributes=pygltflib.Attributes(
-            POSITION=position, NORMAL=normal, JOINTS_0=joint_acc, WEIGHTS_0=weight_acc
+            POSITION=position,
+            NORMAL=normal,
+            TEXCOORD_0=texcoord,
+            COLOR_0=color,
+            JOINTS_0=joint_acc,
+            WEIGHTS_0=weight_acc,
         ),
         indices=indices,
         material=0,
@@ -364,7 +421,10 @@ def write_skinned_glb(
     material = pygltflib.Material(
         name="invskin",
         pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
-            baseColorFactor=[0.8, 0.55, 0.45, 1.0], metallicFactor=0.0, roughnessFactor=0.8
+            baseColorFactor=[float(c) for c in base_color_factor],
+            baseColorTexture=base_texture,
+            metallicFactor=0.0,
+            roughnessFactor=0.8,
         ),
         doubleSided=True,
     )
@@ -375,6 +435,9 @@ def write_skinned_glb(
         nodes=nodes,
         meshes=[mesh],
         materials=[material],
+        images=images,
+        textures=textures,
+        samplers=samplers_tex,
         skins=[pygltflib.Skin(name="invskin", joints=joint_nodes, inverseBindMatrices=ibm)],
         animations=[pygltflib.Animation(name="motion", samplers=samplers, channels=channels)],
         accessors=buf.accessors,
@@ -408,6 +471,11 @@ class SkinnedGlb:
     """glTF quaternions ``x, y, z, w``."""
     targets: Float[np.ndarray, "k v 3"]
     target_weights: Float[np.ndarray, "f k"]
+    uv: Float[np.ndarray, "v 2"] | None = None
+    colors: Float[np.ndarray, "v 3"] | None = None
+    """``COLOR_0`` as sRGB in [0, 1] (the file stores linear values)."""
+    image: bytes | None = None
+    """The base-colour texture's encoded image."""
 
 
 def read_skinned_glb(path: Path) -> SkinnedGlb:
@@ -434,6 +502,15 @@ def read_skinned_glb(path: Path) -> SkinnedGlb:
     if prim.targets:
         targets = np.stack([read_accessor(gltf, blob, t["POSITION"]) for t in prim.targets])
     target_weights = np.zeros((num_frames, len(targets)), np.float32)
+    uv = colors = image = None
+    if attrs.TEXCOORD_0 is not None:
+        uv = read_accessor(gltf, blob, attrs.TEXCOORD_0)
+    if attrs.COLOR_0 is not None:
+        colors = linear_to_srgb(read_accessor(gltf, blob, attrs.COLOR_0)[:, :3]).astype(np.float32)
+    if gltf.images and gltf.images[0].bufferView is not None:
+        view = gltf.bufferViews[gltf.images[0].bufferView]
+        start = view.byteOffset or 0
+        image = bytes(blob[start : start + view.byteLength])
     for channel in anim.channels:
         values = read_accessor(gltf, blob, anim.samplers[channel.sampler].output)
         if channel.target.path == "weights":
@@ -456,6 +533,9 @@ def read_skinned_glb(path: Path) -> SkinnedGlb:
         rotation=rotation,
         targets=targets,
         target_weights=target_weights,
+        uv=uv,
+        colors=colors,
+        image=image,
     )
 
 
