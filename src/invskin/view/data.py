@@ -2,8 +2,11 @@
 
 For each run (a method that extracts its canonical mesh once): the canonical mesh, its vertices
 reposed to every shown frame (``posed`` (F, V, 3)), each posed vertex's distance to that frame's
-ground-truth scan (``errors_cm`` (F, V)), and per-vertex colours painted on the canonical mesh by
-:mod:`invskin.export.texture` (the same box for every run, so the pattern sits at the same place).
+ground-truth scan (``errors_cm`` (F, V)), per-vertex colours painted on the canonical mesh by
+:mod:`invskin.export.texture` (the same box for every run, so the pattern sits at the same place),
+and the avatar's own look when it has one (:func:`invskin.export.look.avatar_look`: the imported
+character's texture through UVs, the canonical mesh's vertex colours, or the character's colours),
+which the viewer shows instead of the painted checker.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from tqdm import tqdm
 
 from invskin.data.format import Dataset, load_dataset
 from invskin.export.figures import vertex_error_cm
+from invskin.export.look import AvatarLook, avatar_look, dataset_appearance
 from invskin.export.texture import checker_image, front_box, project_front
 from invskin.mesh.io import TriMesh
 from invskin.models.pipeline import canonical_mesh
@@ -35,6 +39,9 @@ class RunView:
     posed: Float[np.ndarray, "f v 3"]
     errors_cm: Float[np.ndarray, "f v"]
     texture: UInt8[np.ndarray, "v 3"]
+    """The painted checker (front projection)."""
+    look: AvatarLook | None = None
+    """The avatar's own look (texture through UVs or colours), shown instead of the checker."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ def load_view_data(
     transforms = dataset.transforms[indices].float()
     image = texture if texture is not None else checker_image()
     views, used = [], set()
+    appearances: dict[str, object] = {}
     for run_dir, run in loaded:
         if transforms.shape[1] != run.model.skeleton.num_bones:
             raise ValueError(f"{run_dir} has {run.model.skeleton.num_bones} bones but dataset "
@@ -136,5 +144,11 @@ def load_view_data(
         name = run_dir.name if run_dir.name not in used else str(run_dir)
         used.add(name)
         colors = project_front(mesh.vertices, image, texture_box(dataset, mesh))
-        views.append(RunView(name, run.method, mesh, posed, errors, colors))
+        look = None
+        if texture is None:  # a texture given by the caller replaces the avatar's own look
+            trained_on = str(run.state.get("dataset") or data)
+            if trained_on not in appearances:
+                appearances[trained_on] = dataset_appearance(trained_on)
+            look = avatar_look(mesh, appearances[trained_on])
+        views.append(RunView(name, run.method, mesh, posed, errors, colors, look))
     return ViewData(names, scans, tuple(views))

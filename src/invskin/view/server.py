@@ -2,9 +2,11 @@
 
 Scene (y up, metres): the chosen run's posed mesh at the origin, the ground-truth scan beside it
 (to its right), overlaid on it (translucent) or hidden, and optionally the canonical mesh to its
-left. GUI: run, colouring (error to the scan on a fixed cm scale with its colour bar, the painted
-texture, or plain), frame slider, play / pause and speed. Meshes with per-vertex colours travel to
-the browser as GLB (``COLOR_0``).
+left. GUI: run, colouring (error to the scan on a fixed cm scale with its colour bar, the
+avatar's look, or plain), frame slider, play / pause and speed. The look is the avatar's own when
+it has one (the imported character's texture through UVs, or vertex colours; the viewer opens on
+it), else the painted checker. Meshes travel to the browser as GLB (``COLOR_0``, or
+``TEXCOORD_0`` and the texture).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 import viser
+from PIL import Image
 
+from invskin.data.loaders.appearance import linear_to_srgb
 from invskin.export.render import color_bar, colormap
 from invskin.mesh.io import TriMesh
-from invskin.view.data import ViewData
+from invskin.view.data import RunView, ViewData
 
 COLOURINGS = ("error (cm)", "texture", "plain")
 SCAN_MODES = ("beside", "overlaid", "hidden")
@@ -44,6 +48,31 @@ class Viewer:
 def _glb_mesh(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> trimesh.Trimesh:
     rgba = np.concatenate([colors, np.full((len(colors), 1), 255, np.uint8)], axis=1)
     return trimesh.Trimesh(vertices, faces, vertex_colors=rgba, process=False)
+
+
+def look_mesh(
+    run: RunView, vertices: np.ndarray, image: Image.Image | None = None
+) -> trimesh.Trimesh:
+    """The run's mesh at ``vertices`` (V, 3) drawn with its look: textured (seam copies added,
+    UVs flipped to trimesh's bottom-left origin; ``image``: the decoded texture, decoded here
+    when not given), vertex-coloured, plain-coloured, or with the painted checker when it has no
+    look of its own."""
+    look = run.look
+    if look is None:
+        return _glb_mesh(vertices, run.canonical.faces, run.texture)
+    if look.kind == "texture":
+        if image is None:
+            image = Image.fromarray(look.texture.decode())
+        uv = look.uv.astype(np.float64).copy()
+        uv[:, 1] = 1.0 - uv[:, 1]
+        visual = trimesh.visual.TextureVisuals(uv=uv, image=image)
+        return trimesh.Trimesh(look.expand(vertices), look.faces, visual=visual, process=False)
+    if look.colors is not None:
+        colors = np.round(look.colors * 255).astype(np.uint8)
+    else:
+        rgb = linear_to_srgb(np.asarray(look.base_color_factor[:3]))
+        colors = np.broadcast_to(np.round(rgb * 255).astype(np.uint8), (len(vertices), 3))
+    return _glb_mesh(vertices, run.canonical.faces, np.ascontiguousarray(colors))
 
 
 def start_viewer(
@@ -72,7 +101,8 @@ def start_viewer(
     )
 
     gui_run = server.gui.add_dropdown("run", tuple(runs), initial_value=first.name)
-    gui_colour = server.gui.add_dropdown("colour", COLOURINGS, initial_value=COLOURINGS[0])
+    start = COLOURINGS[1] if first.look is not None else COLOURINGS[0]
+    gui_colour = server.gui.add_dropdown("colour", COLOURINGS, initial_value=start)
     gui_scan = server.gui.add_dropdown("scan", SCAN_MODES, initial_value=SCAN_MODES[0])
     gui_canonical = server.gui.add_checkbox("canonical mesh", initial_value=False)
     gui_frame = server.gui.add_slider("frame", 0, len(data.frame_names) - 1, 1, 0)
@@ -83,20 +113,26 @@ def start_viewer(
     gui_legend = server.gui.add_image(bar, label="error colours", format="png")
 
     def colours(run, frame: int) -> np.ndarray:
-        if gui_colour.value == "texture":
-            return run.texture
         if gui_colour.value == "plain":
             return np.broadcast_to(PLAIN, (run.canonical.num_vertices, 3))
         return colormap(run.errors_cm[frame], 0.0, vmax_cm)
+
+    images = {
+        run.name: Image.fromarray(run.look.texture.decode())
+        for run in data.runs
+        if run.look is not None and run.look.texture is not None
+    }
+
+    def styled(run, vertices: np.ndarray, frame: int) -> trimesh.Trimesh:
+        if gui_colour.value == "texture":
+            return look_mesh(run, vertices, images.get(run.name))
+        return _glb_mesh(vertices, run.canonical.faces, colours(run, frame))
 
     def redraw(_=None) -> None:
         with lock:
             run = runs[gui_run.value]
             frame = int(gui_frame.value)
-            faces = run.canonical.faces
-            server.scene.add_mesh_trimesh(
-                "/run", _glb_mesh(run.posed[frame], faces, colours(run, frame))
-            )
+            server.scene.add_mesh_trimesh("/run", styled(run, run.posed[frame], frame))
             scan: TriMesh = data.scans[frame]
             if gui_scan.value == "hidden":
                 server.scene.remove_by_name("/scan")
@@ -114,7 +150,7 @@ def start_viewer(
             if gui_canonical.value:
                 server.scene.add_mesh_trimesh(
                     "/canonical",
-                    _glb_mesh(run.canonical.vertices, faces, colours(run, frame)),
+                    styled(run, run.canonical.vertices, frame),
                     position=(-spacing, 0.0, 0.0),
                 )
             else:
