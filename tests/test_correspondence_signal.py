@@ -236,8 +236,8 @@ def test_saved_configs_with_retired_settings_load_and_unknown_ones_are_refused()
     assert ModelConfig.from_json(retired) == ModelConfig.from_json(saved)
     with pytest.raises(ValueError, match="pin_fourier_frequencies"):
         ModelConfig.from_json({**saved, "pin_fourier_frequencies": 6})
-    with pytest.raises(ValueError, match="colour_field"):
-        ModelConfig.from_json({**saved, "colour_field": True})
+    with pytest.raises(ValueError, match="texture_field"):
+        ModelConfig.from_json({**saved, "texture_field": True})
 
 
 def test_rest_loss_sees_a_pin_c_that_moves_the_canonical_pose() -> None:

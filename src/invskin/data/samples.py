@@ -232,3 +232,58 @@ def prepare_samples(
     for index in tqdm(frames, desc=f"samples of {dataset.name}", disable=not progress):
         computed += _load_or_make(dataset, index, config)[1]
     return computed
+
+
+COLOUR_SAMPLES_VERSION = 1  # bump when the colour sampling changes: old caches are then ignored
+
+
+@dataclass(frozen=True, eq=False)
+class ColourSamples:
+    """Points of one frame's scan surface (posed space), ``points`` (C, 3), and the scan's colour
+    there, ``colours`` (C, 3) RGB in [0, 1] (the vertex colours interpolated barycentrically)."""
+
+    frame_id: str
+    points: Float[Tensor, "c 3"]
+    colours: Float[Tensor, "c 3"]
+
+
+def make_colour_samples(
+    scan: TriMesh, count: int, seed: int | np.random.SeedSequence = 0
+) -> tuple[Float[np.ndarray, "c 3"], Float[np.ndarray, "c 3"]]:
+    """``count`` points uniform over ``scan``'s surface (float32) and their interpolated colours."""
+    if scan.colors is None:
+        raise ValueError("the scan has no vertex colours to sample")
+    surface = sample_surface(scan, count, seed)
+    colours = np.asarray(scan.colors, dtype=np.float64)[:, :3]
+    if np.asarray(scan.colors).dtype == np.uint8:
+        colours = colours / 255.0
+    corner = colours[scan.faces[surface.face_index]]  # (C, 3 corners, 3 channels)
+    rgb = np.einsum("ck,ckd->cd", surface.barycentric, corner)
+    return surface.points.astype(np.float32), np.clip(rgb, 0.0, 1.0).astype(np.float32)
+
+
+def load_or_make_colour_samples(dataset: Dataset, frame_index: int, count: int) -> ColourSamples:
+    """Coloured surface points of frame ``frame_index`` (deterministic per frame id), cached under
+    ``<dataset>/cache/colour-samples/<count>/<frame_id>.npz`` like the occupancy samples."""
+    frame_id = dataset.frame_ids[frame_index]
+    folder = f"v{COLOUR_SAMPLES_VERSION}-{count}"
+    path = dataset.cache_dir / "colour-samples" / folder / f"{frame_id}.npz"
+    stamp = _scan_stamp(dataset.scan_path(frame_index))
+    cached = None
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["scan_stamp"]) == stamp and data["points"].shape == (count, 3):
+                    cached = data["points"], data["colours"]
+        except (OSError, ValueError, KeyError, EOFError):
+            logger.warning("ignoring unreadable colour-sample cache %s; recomputing it", path)
+    if cached is None:
+        seed = np.random.SeedSequence([count, zlib.crc32(frame_id.encode()), 1])
+        cached = make_colour_samples(dataset.scan(frame_index), count, seed)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, points=cached[0], colours=cached[1], scan_stamp=np.array(stamp))
+        except OSError as error:
+            logger.warning("cannot cache colour samples at %s (%s)", path, error)
+    return ColourSamples(frame_id, torch.from_numpy(cached[0]), torch.from_numpy(cached[1]))

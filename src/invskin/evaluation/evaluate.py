@@ -1,4 +1,4 @@
-"""``invskin eval``: the protocol of DESIGN.md section 6 on the posed meshes a method outputs.
+"""``invskin eval``: the evaluation protocol on the posed meshes a method outputs.
 
 For every frame of a test split: repose (or, for ``snarf``, extract) the run's mesh, then score it
 against the frame's raw scan: ``iou_bbox``, ``iou_surface``, ``chamfer_cm``,
@@ -31,7 +31,12 @@ otherwise it is ``null``. Layout of ``metrics.json``::
     }
 
 and each ``per_frame`` entry gets ``"per_part": {part: {"correspondence_mean_cm", "chamfer_cm",
-"stretch_p99"}}`` for that frame. A number with nothing to measure (e.g. no predicted vertex in
+"stretch_p99"}}`` for that frame.
+
+Where the ground truth has colours and the run's canonical mesh has vertex colours (a model
+trained with ``--signal colour``), ``colour`` holds the colour accuracy
+(:func:`invskin.metrics.colour_error`, 8-bit levels): ``{"mean", "per_part": {part: mean}}``, and
+each ``per_frame`` entry gets ``colour_error``; otherwise ``colour`` is ``null``. A number with nothing to measure (e.g. no predicted vertex in
 the part) is ``null``. ``metrics.md`` holds the summary table and, with parts, a per-part table.
 """
 
@@ -48,7 +53,14 @@ from tqdm import tqdm
 from invskin.data.format import load_dataset
 from invskin.fileio import write_text_atomic
 from invskin.mesh.io import load_mesh
-from invskin.metrics import attach, correspondence_error, mesh_metrics, part_metrics
+from invskin.metrics import (
+    attach,
+    colour_error,
+    correspondence_error,
+    mesh_metrics,
+    part_metrics,
+    vertex_parts,
+)
 from invskin.models.pipeline import canonical_mesh, repose_run
 from invskin.models.run import load_run
 
@@ -98,7 +110,7 @@ def evaluate_run(
         scores = mesh_metrics(pred, dataset.scan(index), n=num_points, seed=index)
         per_frame.append({"frame": name, **scores})
     summary = {key: float(np.mean([f[key] for f in per_frame])) for key in METRICS}
-    correspondence = per_part = None
+    correspondence = per_part = colour = None
     truth = dataset.correspondence
     if truth is not None and loaded.model.pose_free:
         canonical, _ = canonical_mesh(run_dir, loaded.model, None, loaded.state)  # as reposed
@@ -144,6 +156,23 @@ def evaluate_run(
             }
             for frame, values in zip(per_frame, parts.per_frame):
                 frame["per_part"] = values
+        if truth.colors is not None and canonical.colors is not None:
+            masks = vertex_parts(
+                attachment,
+                {name: index.numpy() for name, index in truth.parts.items()},
+                len(gt_canonical),
+            )
+            result = colour_error(
+                pred_posed,
+                canonical.colors,
+                gt_faces,
+                gt_posed,
+                truth.colors.double().numpy(),
+                masks,
+            )
+            colour = {"mean": result["mean"], "per_part": result["per_part"]}
+            for frame, value in zip(per_frame, result["per_frame_mean"]):
+                frame["colour_error"] = float(value)
     report = {
         "run": str(run_dir),
         "method": loaded.method,
@@ -154,6 +183,7 @@ def evaluate_run(
         "summary": summary,
         "correspondence": correspondence,
         "per_part": per_part,
+        "colour": colour,
         "seconds_per_frame_repose": reposed.seconds_per_frame,
         "seconds_repose_total": repose_seconds,
         "per_frame": per_frame,

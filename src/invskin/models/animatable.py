@@ -1,6 +1,6 @@
 """The animatable model: INS and, by configuration, every baseline and ablation.
 
-Spaces (DESIGN.md section 1): ``x_d`` posed, ``x_dl`` posed before PIN_d, ``x_cp`` pose-dependent
+Spaces (docs/method.md): ``x_d`` posed, ``x_dl`` posed before PIN_d, ``x_cp`` pose-dependent
 canonical, ``x_c`` pose-free canonical. Reposing (canonical to posed), on mesh vertices::
 
     x_c --PIN_c--> x_cp --LBS--> x_dl --PIN_d--> x_d
@@ -44,8 +44,9 @@ from invskin.geometry import (
     rotation_6d_offset,
 )
 from invskin.models.config import ModelConfig
-from invskin.models.signals import CorrespondenceBatch
+from invskin.models.signals import ColourBatch, CorrespondenceBatch
 from invskin.nets.anchored import ANCHOR_SPACING, BodyTable
+from invskin.nets.colour_field import ColourField, brightness_gain
 from invskin.nets.pin import PIN, PINConfig
 from invskin.nets.pose_encoder import PoseCode
 from invskin.nets.siren import Siren, SirenConfig
@@ -239,12 +240,18 @@ class AnimatableModel(nn.Module):
                     table.fill(prior_vertices, prior_faces)
             self.pin_c = PIN(num_bones, pin_c_config, table)
         self.pin_d = PIN(num_bones, pin_config) if config.use_pin_d else None
+        self.colour = ColourField(self.bounds) if config.colour_field else None
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, so the trainer can give each its own learning-rate scale."""
         pins = [p for pin in (self.pin_c, self.pin_d) if pin is not None for p in pin.parameters()]
-        pin_ids = {id(p) for p in pins}
-        return {"pin": pins, "other": [p for p in self.parameters() if id(p) not in pin_ids]}
+        colour = list(self.colour.parameters()) if self.colour is not None else []
+        taken = {id(p) for p in pins + colour}
+        return {
+            "pin": pins,
+            "colour": colour,
+            "other": [p for p in self.parameters() if id(p) not in taken],
+        }
 
     # ----------------------------------------------------------------------------- skinning
     def _prior_vertex_lookup(self) -> NearestVertexWeights:
@@ -512,6 +519,54 @@ class AnimatableModel(nn.Module):
             * keep,
         )
 
+    def canonical_surface(
+        self,
+        points: Float[Tensor, "b m 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        field: SkinningGrid,
+    ) -> tuple[Float[Tensor, "b m 3"], Bool[Tensor, "b m"]]:
+        """Posed surface points carried back to ``x_c`` (differentiable), and whether they have a
+        valid canonical root.
+
+        Of a point's valid LBS^-1 candidates, the one whose occupancy logit (read at ``x_cp``,
+        before PIN_c^-1, without gradient) is closest to 0 is taken: a point of the scan's surface
+        comes from the canonical surface. Only that root goes through the implicit correction and
+        PIN_c^-1.
+        """
+        x_dl = self._pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        roots = inverse_lbs(
+            x_dl,
+            field,
+            transforms,
+            self.init_bones,
+            max_steps=self.config.broyden_steps,
+            pre_blend=True,
+        )
+        b, m, k, _ = roots.points.shape
+        with torch.no_grad():
+            logits = self.shape_logits(roots.points.reshape(b, m * k, 3), transforms)
+            distance = logits.reshape(b, m, k).abs().masked_fill(~roots.valid, float("inf"))
+            best = distance.argmin(-1)
+        x_star = torch.gather(roots.points, 2, best[..., None, None].expand(b, m, 1, 3))[:, :, 0]
+        valid = roots.valid.any(-1)
+        x_cp = implicit_points(x_star, x_dl, valid, field, transforms)
+        x_c = self.pin_c.inverse(x_cp, self._pin_pose(transforms)) if self.pin_c else x_cp
+        return x_c, valid
+
+    def photometric(
+        self, colour: ColourBatch, transforms: Float[Tensor, "b j 4 4"], field: SkinningGrid
+    ) -> dict[str, Tensor]:
+        """The photometric losses of coloured scan points (see :meth:`losses`)."""
+        assert self.colour is not None
+        x_c, valid = self.canonical_surface(colour.points, transforms, field)
+        predicted = self.colour(x_c)
+        gain = brightness_gain(predicted, colour.colours, valid)
+        error = (gain[:, None, None] * predicted - colour.colours).square().sum(-1)
+        return {
+            "colour": _masked_mean(error, valid),
+            "colour_level": torch.log(gain.clamp(min=1e-3)).mean().square(),
+        }
+
     @staticmethod
     def aggregate(query: PosedQuery, soft_blend: float | None) -> Float[Tensor, "b n"]:
         """One logit per posed point: max over valid candidates, or a soft-max blend."""
@@ -542,6 +597,7 @@ class AnimatableModel(nn.Module):
         transforms: Float[Tensor, "b j 4 4"],
         step: int,
         correspondence: CorrespondenceBatch | None = None,
+        colour: ColourBatch | None = None,
     ) -> dict[str, Tensor]:
         """Named, unweighted losses for one batch (weights and warm-ups: the trainer's schedule).
 
@@ -549,6 +605,15 @@ class AnimatableModel(nn.Module):
         is the mean squared distance (m^2) between each canonical truth point carried through the
         chain (PIN_c, LBS, PIN_d) and where it is in its frame, and ``correspondence_rest`` the
         same in the canonical pose (identity bone transforms), where each point is itself.
+
+        With ``colour`` (coloured points of the batch's scans) and a colour field, each point is
+        carried back to ``x_c`` (:meth:`canonical_surface`) and the field read there; per frame the
+        brightness gain ``g`` that best matches the scan's colours is solved in closed form, and
+        ``colour`` is the mean squared RGB error ``|g * rgb(x_c) - c|^2`` (a frame's lighting costs
+        nothing; the gradient reaches the colour field and, through ``x_c``, the skinning field and
+        the PINs: a point that slid reads another part of the print). ``colour_level`` is the
+        squared mean log gain of the batch's frames: it sets the field's overall brightness to the
+        scans' average lighting.
         """
         field = self.weight_field()
         query = self.query(points, transforms, field)
@@ -611,6 +676,8 @@ class AnimatableModel(nn.Module):
             rest = torch.eye(4, dtype=canonical.dtype, device=canonical.device)
             at_rest = self.deform(canonical, rest.expand(1, self.skeleton.num_bones, 4, 4), field)
             losses["correspondence_rest"] = (at_rest - canonical).square().sum(-1).mean()
+        if colour is not None and self.colour is not None:
+            losses.update(self.photometric(colour, transforms, field))
         losses["valid_fraction"] = query.valid.any(-1).float().mean().detach()
         return losses
 

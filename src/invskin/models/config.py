@@ -94,6 +94,10 @@ class ModelConfig:
     the nearest vertex of the body prior: clothing away from the skin (0: everywhere). With a
     margin, the loss ``pin_c_body_displacement`` (PIN_c's squared displacement at the candidates
     within the margin) is also computed, so a schedule can hold the skin still."""
+    colour_field: bool = False
+    """Learn a canonical colour field beside the shape (:class:`invskin.nets.colour_field.ColourField`),
+    trained by the photometric loss on coloured scans (``AnimatableModel.losses``, ``colour=``) and
+    painted on the extracted mesh."""
     pin_d_body_margin: float = 0.0
     """With a positive margin (metres), the loss ``pin_d_body_displacement`` is computed: PIN_d's
     squared displacement at the posed samples that have a valid canonical candidate within the

@@ -38,14 +38,15 @@ logger = logging.getLogger("invskin")
 
 
 def extract_canonical(model: AnimatableModel, resolution: int) -> TriMesh:
-    """The canonical mesh of a pose-free model (largest component), extracted once."""
+    """The canonical mesh of a pose-free model (largest component), extracted once; a model with a
+    colour field paints each vertex with the field's colour there (``TriMesh.colors``)."""
     if not model.pose_free:
         raise ValueError(
             f"method {model.config.method} has a pose-conditioned shape: it has no single canonical "
             "mesh; 'invskin repose' extracts one mesh per frame instead"
         )
     lo, hi = model.bounds
-    return extract_mesh(
+    mesh = extract_mesh(
         lambda x: model.shape_logits(x[None])[0],
         lo,
         hi,
@@ -53,6 +54,18 @@ def extract_canonical(model: AnimatableModel, resolution: int) -> TriMesh:
         chunk_size=131_072,
         keep_largest_component=True,
     )
+    if model.colour is None:
+        return mesh
+    colours = vertex_colours(model, torch.as_tensor(mesh.vertices, dtype=torch.float32))
+    return TriMesh(mesh.vertices, mesh.faces, colors=colours.numpy())
+
+
+@torch.no_grad()
+def vertex_colours(model: AnimatableModel, vertices: torch.Tensor) -> torch.Tensor:
+    """The colour field's RGB (V, 3) in [0, 1] at canonical ``vertices`` (V, 3)."""
+    if model.colour is None:
+        raise ValueError(f"the {model.config.method} model has no colour field")
+    return torch.cat([model.colour(part) for part in vertices.split(262_144)])
 
 
 def posed_bounds(model: AnimatableModel, transforms: torch.Tensor, padding: float = 0.15):

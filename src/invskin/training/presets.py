@@ -67,6 +67,17 @@ CORRESPONDENCES_PER_FRAME = 1024
 """Known correspondences per frame per step with the ``correspondence`` signal."""
 
 
+COLOUR_WEIGHT = 100.0
+"""Weight of the ``colour`` loss (mean squared RGB error after the per-frame gain): a print read
+0.1 off in every channel costs 3, a settled occupancy loss about 0.05; ``colour_level`` gets
+:data:`COLOUR_LEVEL_WEIGHT`."""
+COLOUR_LEVEL_WEIGHT = 1.0
+COLOUR_POINTS_PER_FRAME = 512
+"""Coloured scan points per frame per step with the ``colour`` signal."""
+COLOUR_LR_SCALE = 10.0
+"""Learning-rate scale of the colour field's grids: each step reaches few of their cells."""
+
+
 def with_signal(train: TrainConfig, signal: str) -> TrainConfig:
     """``train`` for a training signal (:data:`invskin.models.signals.SIGNALS`).
 
@@ -81,6 +92,15 @@ def with_signal(train: TrainConfig, signal: str) -> TrainConfig:
     if signal == "occupancy":
         return train
     schedules = dict(train.loss_weights.schedules)
+    if signal == "colour":
+        schedules["colour"] = Ramp(COLOUR_WEIGHT, COLOUR_WEIGHT)
+        schedules["colour_level"] = Ramp(COLOUR_LEVEL_WEIGHT, COLOUR_LEVEL_WEIGHT)
+        return replace(
+            train,
+            colour_points=COLOUR_POINTS_PER_FRAME,
+            loss_weights=LossWeights(schedules),
+            lr_scales={**train.lr_scales, "pin": 1.0, "colour": COLOUR_LR_SCALE},
+        )
     for name in ("correspondence", "correspondence_rest"):
         schedules[name] = Ramp(CORRESPONDENCE_WEIGHT, CORRESPONDENCE_WEIGHT)
     return replace(
@@ -98,23 +118,52 @@ ANCHORED_PIN_BLOCKS = 4
 def model_for_signal(model: ModelConfig, signal: str) -> ModelConfig:
     """The architecture a signal trains (docs/method.md, "Training signals").
 
-    Occupancy: ``model`` unchanged. Correspondence, for a method with PIN_c: PIN_c made of
+    Occupancy: ``model`` unchanged. Colour: a colour field, and the PINs of correspondence.
+    Correspondence (and colour), for a method with PIN_c: PIN_c made of
     body-anchored couplings (:data:`ANCHORED_PIN_BLOCKS` blocks), which move cloth and hold the skin
     still, and no PIN_d, whose smooth couplings, told the answer, drag the body by 2 to 4 mm for
     no gain on the skirt (``benchmarks/pin_capacity.py``).
     """
-    if signal != "correspondence" or not model.use_pin_c:
+    if signal == "colour":
+        model = replace(model, colour_field=True)
+    if signal == "occupancy" or not model.use_pin_c:
         return model
     return replace(
         model, pin_c_coupling="anchored", pin_blocks=ANCHORED_PIN_BLOCKS, use_pin_d=False
     )
 
 
+def without_losses(train: TrainConfig, names: tuple[str, ...]) -> TrainConfig:
+    """``train`` with the losses ``names`` switched off (no schedule: weight 0). A signal whose
+    losses are all off draws no samples for them (no correspondences, no coloured points)."""
+    schedules = dict(train.loss_weights.schedules)
+    unknown = sorted(set(names) - set(schedules))
+    if unknown:
+        raise ValueError(
+            f"no loss named {', '.join(unknown)} is weighted in this training; the weighted ones "
+            f"are {', '.join(sorted(schedules))}"
+        )
+    for name in names:
+        del schedules[name]
+    changes: dict = {"loss_weights": LossWeights(schedules)}
+    if not {"correspondence", "correspondence_rest"} & set(schedules):
+        changes["correspondences"] = 0
+    if not {"colour", "colour_level"} & set(schedules):
+        changes["colour_points"] = 0
+    return replace(train, **changes)
+
+
 def make_preset(
-    name: str, method: str, steps: int | None = None, seed: int = 0, signal: str = "occupancy"
+    name: str,
+    method: str,
+    steps: int | None = None,
+    seed: int = 0,
+    signal: str = "occupancy",
+    no_loss: tuple[str, ...] = (),
 ) -> Preset:
     """The preset ``name`` for ``method``; ``steps`` overrides the preset's step count; ``signal``
-    says what the run learns from (:func:`with_signal`, :func:`model_for_signal`)."""
+    says what the run learns from (:func:`with_signal`, :func:`model_for_signal`); ``no_loss``
+    switches losses off by name (:func:`without_losses`)."""
     if name == "cpu-quick":
         model = ModelConfig(
             **SKINNING_AND_PINS,
@@ -122,7 +171,7 @@ def make_preset(
             pin_blocks=3,
             pin_width=48,
             pin_pose_dim=8,
-            pin_coupling="spline",  # docs/results.md, "Spline couplings"
+            pin_coupling="spline",  # docs/experiments.md, spline couplings
             skinning_width=48,
             skinning_grid=(24, 32, 16),
             shape_width=96,
@@ -167,6 +216,6 @@ def make_preset(
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     steps = steps if steps is not None else train.steps
     train = replace(train, steps=steps, seed=seed, loss_weights=loss_weights(steps))
-    train = with_signal(train, signal)
+    train = without_losses(with_signal(train, signal), tuple(no_loss))
     model = model_for_signal(method_config(method, model), signal)
     return Preset(name, model, train, prior_fit, resolution)

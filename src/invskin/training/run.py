@@ -12,7 +12,11 @@ import torch
 from tqdm import tqdm
 
 from invskin.data.format import load_dataset
-from invskin.data.samples import SampleConfig, load_or_make_samples
+from invskin.data.samples import (
+    SampleConfig,
+    load_or_make_colour_samples,
+    load_or_make_samples,
+)
 from invskin.folder_lock import hold_folder
 from invskin.models.config import ModelConfig
 from invskin.models.run import build_model
@@ -49,23 +53,55 @@ def require_correspondence(dataset) -> None:
         )
 
 
+def require_colour(dataset) -> None:
+    """Refuse, saying what to do, a dataset whose scans carry no colour."""
+    if not dataset.scan_colour:
+        raise ValueError(
+            f"the scans of dataset {dataset.root} carry no colour (no 'scan_colour: true' in its "
+            "manifest), so it cannot train with --signal colour; train with --signal occupancy, "
+            "or write the scans with per-vertex colours (PLY or OBJ colours; invskin synth "
+            "colours its scans unless --no-colour)"
+        )
+
+
+COLOUR_SURFACE_POINTS = 8192
+"""Coloured scan-surface points kept per training frame (a step draws from them)."""
+
+
 def training_data(
-    dataset, sample_config: SampleConfig, progress: bool = True, correspondence: bool = False
+    dataset,
+    sample_config: SampleConfig,
+    progress: bool = True,
+    correspondence: bool = False,
+    colour: bool = False,
 ) -> TrainingData:
     """Posed-space samples (cached per frame) of every frame of ``dataset`` (a split view) and, with
-    ``correspondence``, the dataset's known correspondences of those frames."""
+    ``correspondence``, the dataset's known correspondences of those frames; with ``colour``,
+    :data:`COLOUR_SURFACE_POINTS` coloured points of each frame's scan surface (cached too)."""
     canonical = posed = None
     if correspondence:
         require_correspondence(dataset)
         truth = dataset.correspondence
         canonical, posed = truth.canonical_vertices.float(), truth.posed_vertices.float()
-    points, occupancy = [], []
+    if colour:
+        require_colour(dataset)
+    points, occupancy, surface, colours = [], [], [], []
     for i in tqdm(range(len(dataset)), desc="samples", disable=not progress, dynamic_ncols=True):
         samples = load_or_make_samples(dataset, i, sample_config)
         points.append(torch.as_tensor(samples.points, dtype=torch.float32))
         occupancy.append(torch.as_tensor(samples.occupancy, dtype=torch.float32))
+        if colour:
+            coloured = load_or_make_colour_samples(dataset, i, COLOUR_SURFACE_POINTS)
+            surface.append(coloured.points)
+            colours.append(coloured.colours)
     return TrainingData(
-        torch.stack(points), torch.stack(occupancy), dataset.transforms.float(), canonical, posed
+        torch.stack(points),
+        torch.stack(occupancy),
+        dataset.transforms.float(),
+        canonical,
+        posed,
+        torch.stack(surface) if colour else None,
+        torch.stack(colours) if colour else None,
     )
 
 
@@ -93,6 +129,13 @@ def hold_on_main(locks: ExitStack, folder: Path, shared: bool, hint: str) -> Non
     on_main_rank(lambda: locks.enter_context(hold_folder(folder, shared=shared, hint=hint)))
 
 
+def signal_of(config: TrainConfig) -> str:
+    """The training signal a configuration trains with (recorded in a run's ``state.json``)."""
+    if config.correspondences > 0:
+        return "correspondence"
+    return "colour" if config.colour_points > 0 else "occupancy"
+
+
 @dataclass(frozen=True)
 class TrainSummary:
     run_dir: Path
@@ -112,13 +155,16 @@ def train_run(
     progress: bool = True,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
     signal: str = "occupancy",
+    no_loss: tuple[str, ...] = (),
 ) -> TrainSummary:
     """Train ``method`` on the ``train`` split of the dataset at ``data``; write the run to ``out``.
 
     ``preset`` is a preset's name, or a :class:`~invskin.training.presets.Preset` (its own method,
     steps, seed and signal; ``method``, ``steps``, ``seed`` and ``signal`` are then ignored).
     ``signal`` is what the run learns from (:data:`invskin.models.signals.SIGNALS`): ``occupancy``
-    alone, or also the dataset's known correspondences (``correspondence``).
+    alone, or also the dataset's known correspondences (``correspondence``), or the scans'
+    colours (``colour``); ``no_loss`` switches losses off by name
+    (:func:`~invskin.training.presets.without_losses`).
 
     SIGINT / SIGTERM write a checkpoint and raise
     :class:`~invskin.training.trainer.TrainingInterrupted`; ``resume`` continues exactly.
@@ -151,6 +197,7 @@ def train_run(
             progress,
             on_log,
             signal,
+            tuple(no_loss),
         )
         # Every rank leaves together: a rank that tore the group down while rank 0 was still
         # writing its last checkpoint was seen to abort in gloo's teardown (SIGABRT, once in CI).
@@ -174,6 +221,7 @@ def _train_run(
     progress: bool,
     on_log: Callable[[int, dict[str, float]], None] | None,
     signal: str,
+    no_loss: tuple[str, ...],
 ) -> TrainSummary:
     if resume:
         state = load_checkpoint(out, with_optimizer=False).state
@@ -185,6 +233,8 @@ def _train_run(
         prior_fit = 0
         preset_name = state["preset"]
         resolution = state["extract_resolution"]
+        signal = state.get("signal", signal_of(train_config))
+        no_loss = tuple(state.get("no_loss", ()))
     else:
         if find_checkpoint(out) is not None:
             raise FileExistsError(
@@ -194,9 +244,11 @@ def _train_run(
         chosen = (
             preset
             if isinstance(preset, Preset)
-            else make_preset(preset, method, steps=steps, seed=seed, signal=signal)
+            else make_preset(preset, method, steps=steps, seed=seed, signal=signal, no_loss=no_loss)
         )
         model_config, train_config = chosen.model, chosen.train
+        if isinstance(preset, Preset):
+            signal, no_loss = signal_of(train_config), ()
         prior_fit, preset_name, resolution = (
             chosen.prior_fit_steps,
             chosen.name,
@@ -205,6 +257,8 @@ def _train_run(
     dataset = load_dataset(data)
     if train_config.correspondences > 0:  # before the ranks split up to make samples
         require_correspondence(dataset)
+    if train_config.colour_points > 0:
+        require_colour(dataset)
     train_split = dataset.split("train")
     if len(train_split) == 0:
         raise ValueError(f"dataset {data} has an empty 'train' split")
@@ -217,6 +271,7 @@ def _train_run(
         SampleConfig(),
         progress=progress and is_main(),
         correspondence=train_config.correspondences > 0,
+        colour=train_config.colour_points > 0,
     )
     if is_main():
         barrier()
@@ -225,7 +280,8 @@ def _train_run(
     run_state = {
         "method": model_config.method,
         "preset": preset_name,
-        "signal": "correspondence" if train_config.correspondences > 0 else "occupancy",
+        "signal": signal,
+        "no_loss": list(no_loss),
         "model_config": model_config.to_json(),
         "train_config": train_config.to_json(),
         "skeleton": dataset.skeleton.to_json(),

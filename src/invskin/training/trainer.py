@@ -4,7 +4,8 @@ The model interface is narrow: ``model.losses(points, occupancy, transforms, ste
 Tensor]`` with ``points`` (B, N, 3) posed-space samples, ``occupancy`` (B, N) in {0, 1} and
 ``transforms`` (B, J, 4, 4) canonical-to-posed bone transforms; with ``TrainConfig.correspondences``
 it also receives ``correspondence=``, a :class:`~invskin.models.signals.CorrespondenceBatch` of the
-same frames. Loss weights and warm-ups come from :class:`~invskin.training.schedule.LossWeights`.
+same frames, and with ``TrainConfig.colour_points`` ``colour=``, a
+:class:`~invskin.models.signals.ColourBatch`. Loss weights and warm-ups come from :class:`~invskin.training.schedule.LossWeights`.
 
 Exact resume: every checkpoint holds the optimiser state and the states of both random sources a
 step draws from (the sample generator of :meth:`TrainingData.batch`, and torch's global generator,
@@ -40,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 from invskin.fileio import write_text_atomic
-from invskin.models.signals import CorrespondenceBatch
+from invskin.models.signals import ColourBatch, CorrespondenceBatch
 from invskin.training.checkpoint import load_checkpoint, save_checkpoint
 from invskin.training.distributed import (
     any_rank,
@@ -87,6 +88,10 @@ class TrainConfig:
     """Known correspondences per frame per step (the ``correspondence`` signal: each canonical
     truth point's image through the model is pulled onto where it is in the frame); 0 trains on
     occupancy alone. Needs data with correspondences (``TrainingData.canonical``)."""
+    colour_points: int = 0
+    """Coloured scan-surface points per frame per step (the ``colour`` signal: the photometric
+    loss through the model's colour field); 0: none. Needs coloured scans
+    (``TrainingData.surface``)."""
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def to_json(self) -> dict[str, Any]:
@@ -108,7 +113,9 @@ class TrainingData:
 
     ``points`` (F, S, 3), ``occupancy`` (F, S) and ``transforms`` (F, J, 4, 4). Where the data has
     known correspondences (registered or synthetic meshes), ``canonical`` (V, 3) holds the canonical
-    surface's vertices and ``posed`` (F, V, 3) where each of them is in every frame.
+    surface's vertices and ``posed`` (F, V, 3) where each of them is in every frame. Where the
+    scans carry colour, ``surface`` (F, C, 3) holds points of each frame's scan surface and
+    ``surface_colours`` (F, C, 3) their RGB.
     """
 
     points: torch.Tensor
@@ -116,6 +123,8 @@ class TrainingData:
     transforms: torch.Tensor
     canonical: torch.Tensor | None = None
     posed: torch.Tensor | None = None
+    surface: torch.Tensor | None = None
+    surface_colours: torch.Tensor | None = None
 
     def batch(
         self, generator: torch.Generator, frames: int, points: int, device: torch.device
@@ -133,6 +142,26 @@ class TrainingData:
         """A batch of ``frames`` frames with ``points`` occupancy samples each and, when
         ``correspondences`` > 0, that many known correspondences per frame (drawn after the samples,
         so a batch without them draws exactly what :meth:`batch` draws)."""
+        batch = self.batch_with_signals(generator, frames, points, correspondences, 0, device)
+        return batch[:4]  # type: ignore[return-value]
+
+    def batch_with_signals(
+        self,
+        generator: torch.Generator,
+        frames: int,
+        points: int,
+        correspondences: int,
+        colour_points: int,
+        device: torch.device,
+    ) -> tuple[
+        torch.Tensor,
+        torch.Tensor,
+        torch.Tensor,
+        CorrespondenceBatch | None,
+        ColourBatch | None,
+    ]:
+        """:meth:`batch_with_correspondence`, and, when ``colour_points`` > 0, that many coloured
+        scan-surface points per frame of the same frames (drawn last)."""
         num_frames, num_samples = self.occupancy.shape
         frame_idx = torch.randint(num_frames, (frames,), generator=generator)
         point_idx = torch.randint(num_samples, (frames, points), generator=generator)
@@ -151,7 +180,19 @@ class TrainingData:
                 self.canonical[vertex_idx].to(device),
                 self.posed[frame_idx[:, None], vertex_idx].to(device),
             )
-        return pts.to(device), occ.to(device), self.transforms[frame_idx].to(device), corr
+        colour = None
+        if colour_points > 0:
+            if self.surface is None or self.surface_colours is None:
+                raise ValueError("colour training needs coloured scans, and this data has none")
+            surface_idx = torch.randint(
+                self.surface.shape[1], (frames, colour_points), generator=generator
+            )
+            colour = ColourBatch(
+                self.surface[frame_idx[:, None], surface_idx].to(device),
+                self.surface_colours[frame_idx[:, None], surface_idx].to(device),
+            )
+        transforms = self.transforms[frame_idx].to(device)
+        return pts.to(device), occ.to(device), transforms, corr, colour
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -376,14 +417,20 @@ def _step(
     """One optimisation step; returns the losses (and their weighted ``total``) and its seconds."""
     tic = time.perf_counter()
     set_learning_rates(optimiser, config, step)
-    points, occupancy, transforms, corr = data.batch_with_correspondence(
-        generator, config.batch_frames, config.points_per_frame, config.correspondences, device
+    points, occupancy, transforms, corr, colour = data.batch_with_signals(
+        generator,
+        config.batch_frames,
+        config.points_per_frame,
+        config.correspondences,
+        config.colour_points,
+        device,
     )
-    # model.losses, or its DDP wrapper
-    if corr is None:
-        losses = losses_of(points, occupancy, transforms, step)
-    else:
-        losses = losses_of(points, occupancy, transforms, step, correspondence=corr)
+    extra: dict[str, Any] = {}
+    if corr is not None:
+        extra["correspondence"] = corr
+    if colour is not None:
+        extra["colour"] = colour
+    losses = losses_of(points, occupancy, transforms, step, **extra)  # model.losses or DDP's
     total = sum(config.loss_weights.weight(name, step) * value for name, value in losses.items())
     if not torch.isfinite(total):
         raise FloatingPointError(
