@@ -5,8 +5,9 @@
 
 Runs are expected at ``RUNS/VARIANT/METHOD-sSEED`` (as ``benchmarks/ablation.py`` writes them).
 Every report becomes one JSON row (outfit, variant, method, ``signal`` (the run's training signal:
-``occupancy`` or ``correspondence``), split, seed, frames, ``summary``,
-``correspondence`` and the ``per_part`` block); rows of an existing JSON file for other outfits
+``occupancy``, ``correspondence`` or ``colour``), ``no_loss`` (the losses the run switched off),
+split, seed, frames, ``summary``, ``correspondence``, the ``per_part`` block and, where the data
+has colour truth, the ``colour`` block (8-bit levels)); rows of an existing JSON file for other outfits
 are kept. The Markdown table has one line per (variant, method, split): the mean over seeds and,
 with several seeds, the spread (sample standard deviation) after ``±``. The stretch column is
 ``n/a`` for reports written before stretch was measured against the canonical pose.
@@ -34,6 +35,12 @@ COLUMNS = (
     ("skirt Chamfer", lambda r: _part(r, "skirt", "chamfer_cm"), "{:.3f}"),
     ("skirt stretch p99", lambda r: _stretch(r, "skirt"), "{:.2f}"),
     ("body corr. mean", lambda r: _part(r, "body", "correspondence_mean_cm"), "{:.2f}"),
+    ("colour err.", lambda r: (r.get("colour") or {}).get("mean"), "{:.1f}"),
+    (
+        "skirt colour err.",
+        lambda r: ((r.get("colour") or {}).get("per_part") or {}).get("skirt"),
+        "{:.1f}",
+    ),
 )
 
 
@@ -51,13 +58,15 @@ def _stretch(report: dict, part: str) -> float | None:
     return _part(report, part, "stretch_p99")
 
 
+def _state(run: Path) -> dict:
+    state = run / "checkpoint" / "state.json"
+    return json.loads(state.read_text()) if state.exists() else {}
+
+
 def signal_of(run: Path) -> str:
     """The run's training signal (its checkpoint's ``state.json``; runs that predate the field
     trained on occupancy alone)."""
-    state = run / "checkpoint" / "state.json"
-    if not state.exists():
-        return "occupancy"
-    return json.loads(state.read_text()).get("signal", "occupancy")
+    return _state(run).get("signal", "occupancy")
 
 
 def row_of(path: Path, outfit: str) -> dict:
@@ -76,6 +85,8 @@ def row_of(path: Path, outfit: str) -> dict:
         "summary": report["summary"],
         "correspondence": report.get("correspondence"),
         "per_part": report.get("per_part"),
+        "colour": report.get("colour"),
+        "no_loss": _state(run).get("no_loss", []),
         "run": f"{run.parent.name}/{run.name}",  # VARIANT/METHOD-sSEED, not this machine's path
     }
 

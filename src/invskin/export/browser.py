@@ -5,7 +5,7 @@ report (``issues.numErrors``, ``issues.numWarnings``, ``info``).
 
 :func:`screenshot_glb` loads a GLB in a real browser, plays its animation and takes a screenshot.
 
-The recipe measured in ``shared/reference/browser-testing.md``: a page served from a temporary
+The recipe: a page served from a temporary
 folder on 127.0.0.1 loads the GLB with three.js's ``GLTFLoader``, plays its first animation with an
 ``AnimationMixer`` at time ``t``, frames the posed (skinned) mesh's bounding box, renders once and
 writes what it loaded into ``document.title``; Chromium (software WebGL, SwiftShader) saves the
@@ -38,7 +38,8 @@ PAGE = """<!doctype html>
 <script type="module">
 import * as THREE from 'three';
 import {GLTFLoader} from 'three/addons/loaders/GLTFLoader.js';
-const W = __SIZE__, H = __SIZE__, T = __TIME__;
+const W = __SIZE__, H = __SIZE__, T = __TIME__, SILHOUETTE = __SILHOUETTE__;
+const ANIMATION = __ANIMATION__, ORTHO = __ORTHO__;
 const renderer = new THREE.WebGLRenderer({antialias: true, preserveDrawingBuffer: true});
 renderer.setSize(W, H);
 renderer.setClearColor(0xffffff);
@@ -58,9 +59,13 @@ new GLTFLoader().load('model.glb', (gltf) => {
     if (o.morphTargetInfluences) morphs = Math.max(morphs, o.morphTargetInfluences.length);
   });
   let duration = 0;
+  if (SILHOUETTE) {  // every mesh flat black, both faces: the outline only
+    const black = new THREE.MeshBasicMaterial({color: 0x000000, side: THREE.DoubleSide});
+    root.traverse((o) => { if (o.isMesh) o.material = black; });
+  }
   if (gltf.animations.length) {
     const mixer = new THREE.AnimationMixer(root);
-    const clip = gltf.animations[0];
+    const clip = gltf.animations.find((a) => a.name === ANIMATION) || gltf.animations[0];
     duration = clip.duration;
     const action = mixer.clipAction(clip);
     action.setLoop(THREE.LoopOnce);  // time == duration shows the last key, not the first again
@@ -82,15 +87,42 @@ new GLTFLoader().load('model.glb', (gltf) => {
   const VIEW = __VIEW__;  // [cx, cy, cz, size] from the caller, or null: frame the box
   const c = VIEW ? new THREE.Vector3(VIEW[0], VIEW[1], VIEW[2]) : box.getCenter(new THREE.Vector3());
   const size = VIEW ? VIEW[3] : box.getSize(new THREE.Vector3()).length();
-  const camera = new THREE.PerspectiveCamera(35, W / H, size / 100, size * 10);
-  camera.position.set(c.x + 0.9 * size, c.y + 0.35 * size, c.z + 1.3 * size);
-  camera.lookAt(c);
+  let camera;
+  if (ORTHO) {  // {center, half, direction}: looking along -direction, y up
+    const [x, y, z] = ORTHO.center, h = ORTHO.half, d = ORTHO.direction;
+    camera = new THREE.OrthographicCamera(-h, h, h, -h, 0.0, 20 * h);
+    camera.position.set(x + 10 * h * d[0], y + 10 * h * d[1], z + 10 * h * d[2]);
+    camera.lookAt(x, y, z);
+  } else {
+    camera = new THREE.PerspectiveCamera(35, W / H, size / 100, size * 10);
+    camera.position.set(c.x + 0.9 * size, c.y + 0.35 * size, c.z + 1.3 * size);
+    camera.lookAt(c);
+  }
   renderer.render(scene, camera);
   document.title = `loaded animations=${gltf.animations.length} skinned=${skinned} ` +
-    `morphs=${morphs} duration=${duration.toFixed(4)}`;
+    `morphs=${morphs} duration=${duration.toFixed(4)} ` +
+    `box=${[...box.min.toArray(), ...box.max.toArray()].map((v) => v.toPrecision(6)).join(',')}`;
 }, undefined, (error) => { document.title = 'error ' + error; });
 </script></body></html>
 """
+
+
+@dataclass(frozen=True)
+class OrthoCamera:
+    """An orthographic camera looking at ``center`` along ``-direction`` (y up), showing a square
+    of half-width ``half`` (scene units) around it: the same camera frames two files alike."""
+
+    center: tuple[float, float, float]
+    half: float
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    """From the centre towards the camera: ``(0, 0, 1)`` front (glTF's +z), ``(1, 0, 0)`` side."""
+
+    def as_json(self) -> dict:
+        return {
+            "center": [float(v) for v in self.center],
+            "half": float(self.half),
+            "direction": [float(v) for v in self.direction],
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +134,14 @@ class BrowserResult:
     @property
     def loaded(self) -> bool:
         return self.title.startswith("loaded")
+
+    @property
+    def box(self) -> tuple[float, ...]:
+        """The posed meshes' bounding box the page measured: min x, y, z, max x, y, z."""
+        match = re.search(r"box=(\S+)", self.title)
+        if match is None:
+            raise ValueError(f"the page did not report its box: {self.title!r}")
+        return tuple(float(v) for v in match.group(1).split(","))
 
     def field(self, name: str) -> float:
         match = re.search(rf"{name}=([0-9.]+)", self.title)
@@ -173,10 +213,15 @@ def screenshot_glb(
     size: int = 480,
     view: tuple[float, float, float, float] | None = None,
     timeout: float = 120.0,
+    ortho: OrthoCamera | None = None,
+    silhouette: bool = False,
+    animation: str | None = None,
 ) -> BrowserResult:
     """Render ``glb`` at animation time ``time`` in headless Chromium; save ``png``.
 
-    ``view``: ``(cx, cy, cz, size)`` the camera frames (default: the posed mesh's bounding box).
+    ``view``: ``(cx, cy, cz, size)`` the perspective camera frames (default: the posed mesh's
+    bounding box); ``ortho``: an orthographic camera instead. ``silhouette``: every mesh flat black
+    on white. ``animation``: the name of the clip to play (default: the first).
     """
     chromium, three = find_chromium(), find_three()
     if chromium is None or three is None:
@@ -192,6 +237,9 @@ def screenshot_glb(
             PAGE.replace("__TIME__", repr(float(time)))
             .replace("__SIZE__", str(int(size)))
             .replace("__VIEW__", json.dumps([float(v) for v in view] if view else None))
+            .replace("__SILHOUETTE__", json.dumps(bool(silhouette)))
+            .replace("__ANIMATION__", json.dumps(animation))
+            .replace("__ORTHO__", json.dumps(ortho.as_json() if ortho else None))
         )
         port = _free_port()
         server = subprocess.Popen(
