@@ -216,12 +216,14 @@ def screenshot_glb(
     ortho: OrthoCamera | None = None,
     silhouette: bool = False,
     animation: str | None = None,
+    budget_ms: int = 20000,
 ) -> BrowserResult:
     """Render ``glb`` at animation time ``time`` in headless Chromium; save ``png``.
 
     ``view``: ``(cx, cy, cz, size)`` the perspective camera frames (default: the posed mesh's
     bounding box); ``ortho``: an orthographic camera instead. ``silhouette``: every mesh flat black
-    on white. ``animation``: the name of the clip to play (default: the first).
+    on white. ``animation``: the name of the clip to play (default: the first). ``budget_ms``:
+    Chromium's virtual time for loading and drawing (raise it for files of many megabytes).
     """
     chromium, three = find_chromium(), find_three()
     if chromium is None or three is None:
@@ -260,7 +262,7 @@ def screenshot_glb(
                     "--use-angle=swiftshader",
                     "--hide-scrollbars",
                     f"--window-size={size},{size}",
-                    "--virtual-time-budget=20000",
+                    f"--virtual-time-budget={int(budget_ms)}",
                     f"--screenshot={shot}",
                     "--dump-dom",
                     f"http://127.0.0.1:{port}/index.html",
