@@ -37,6 +37,7 @@ from torch import Tensor
 
 from invskin.body.skeleton import Skeleton
 from invskin.errors import NPZ_READ_ERRORS, DataError
+from invskin.geometry.transforms import transforms_problem
 from invskin.mesh.io import TriMesh, check_units_metres, colour_problem, load_mesh, save_mesh
 
 FORMAT_NAME = "invskin-dataset"
@@ -360,28 +361,6 @@ def scan_problem(mesh: TriMesh) -> str | None:
         return f"the scan has face indices out of range for its {len(vertices)} vertices"
     if mesh.colors is not None:
         return colour_problem(np.asarray(mesh.colors), len(vertices))
-    return None
-
-
-def transforms_problem(transforms: np.ndarray, num_bones: int) -> str | None:
-    """Why ``transforms`` is not a valid (..., J, 4, 4) stack of bone transforms, or ``None``."""
-    if transforms.ndim < 3 or transforms.shape[-2:] != (4, 4):
-        return f"bone transforms have shape {transforms.shape}, expected (..., {num_bones}, 4, 4)"
-    if transforms.shape[-3] != num_bones:
-        return (
-            f"{transforms.shape[-3]} bone transforms but the skeleton has {num_bones} bones; "
-            "use the skeleton the poses were made for"
-        )
-    if not np.isfinite(transforms).all():
-        return "bone transforms contain NaN or infinite values"
-    last_row = transforms[..., 3, :]
-    if not np.allclose(last_row, [0.0, 0.0, 0.0, 1.0], atol=1e-4):
-        if np.allclose(transforms[..., :3, 3], 0.0, atol=1e-6):
-            return (
-                "bone transforms look transposed (translation in the last row); invskin uses "
-                "column vectors: pass T.swapaxes(-1, -2)"
-            )
-        return "bone transforms do not end with the row [0, 0, 0, 1]"
     return None
 
 

@@ -24,6 +24,7 @@ from invskin.geometry.transforms import (
     invert_affine,
     invert_rigid,
     make_transform,
+    transforms_problem,
 )
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "quaternion_to_axis_angle",
     "rotation_6d_to_matrix",
     "skew",
+    "transforms_problem",
 ]

@@ -6,6 +6,7 @@ Conventions: column vectors, ``x' = T @ [x; 1]``; a transform has shape ``(..., 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -62,3 +63,25 @@ def apply_pointwise_transform(
 ) -> Float[Tensor, "*b n 3"]:
     """Apply a different transform to each point (e.g. per-point blended skinning transforms)."""
     return torch.einsum("...ij,...j->...i", transform[..., :3, :3], points) + transform[..., :3, 3]
+
+
+def transforms_problem(transforms: np.ndarray, num_bones: int) -> str | None:
+    """Why ``transforms`` is not a valid (..., J, 4, 4) stack of bone transforms, or ``None``."""
+    if transforms.ndim < 3 or transforms.shape[-2:] != (4, 4):
+        return f"bone transforms have shape {transforms.shape}, expected (..., {num_bones}, 4, 4)"
+    if transforms.shape[-3] != num_bones:
+        return (
+            f"{transforms.shape[-3]} bone transforms but the skeleton has {num_bones} bones; "
+            "use the skeleton the poses were made for"
+        )
+    if not np.isfinite(transforms).all():
+        return "bone transforms contain NaN or infinite values"
+    last_row = transforms[..., 3, :]
+    if not np.allclose(last_row, [0.0, 0.0, 0.0, 1.0], atol=1e-4):
+        if np.allclose(transforms[..., :3, 3], 0.0, atol=1e-6):
+            return (
+                "bone transforms look transposed (translation in the last row); invskin uses "
+                "column vectors: pass T.swapaxes(-1, -2)"
+            )
+        return "bone transforms do not end with the row [0, 0, 0, 1]"
+    return None

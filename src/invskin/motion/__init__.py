@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from invskin.body.skeleton import Skeleton
-from invskin.data.format import DataError, transforms_problem
+from invskin.errors import DataError
+from invskin.geometry import transforms_problem
 from invskin.motion.amass import read_amass
 from invskin.motion.bvh import read_bvh
 from invskin.motion.gltf_anim import read_gltf_motion

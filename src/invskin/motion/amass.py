@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from invskin.body.smpl import SMPL_JOINT_NAMES
-from invskin.data.format import DataError
+from invskin.errors import DataError
 from invskin.geometry import axis_angle_to_matrix
 from invskin.motion.retarget import Z_UP_TO_Y_UP, Motion
 

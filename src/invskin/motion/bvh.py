@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invskin.data.format import DataError
+from invskin.errors import DataError
 from invskin.motion.retarget import Motion
 
 _AXES = {"x": 0, "y": 1, "z": 2}

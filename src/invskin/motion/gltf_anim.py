@@ -16,7 +16,7 @@ import numpy as np
 import pygltflib
 from jaxtyping import Float
 
-from invskin.data.format import DataError
+from invskin.errors import DataError
 from invskin.motion.retarget import Motion
 
 FLOAT = 5126

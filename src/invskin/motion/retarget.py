@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from invskin.body.skeleton import Skeleton
-from invskin.data.format import DataError
+from invskin.errors import DataError
 
 RestKind = Literal["canonical", "identity"]
 

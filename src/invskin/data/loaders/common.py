@@ -25,8 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from invskin import safe_pickle
-from invskin.data.format import DataError, DatasetWriter, transforms_problem
+from invskin.data.format import DataError, DatasetWriter
 from invskin.errors import NPZ_READ_ERRORS
+from invskin.geometry import transforms_problem
 from invskin.mesh.io import TriMesh, bounding_box_diagonal, check_units_metres
 
 logger = logging.getLogger("invskin.data")
