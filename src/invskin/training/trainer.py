@@ -21,7 +21,9 @@ rank 0 writes checkpoints and the log. In one process none of this is active.
 
 Interruptions: during :func:`train` (in the main thread) SIGINT and SIGTERM finish the current
 step, write a checkpoint at that step and raise :class:`TrainingInterrupted`; a second signal stops
-at once (the last checkpoint on disk stays good, see :mod:`invskin.training.checkpoint`).
+at once (the last checkpoint on disk stays good, see :mod:`invskin.training.checkpoint`). SIGUSR1
+makes the training use every core from the next step on (``invskin demo`` sends it to the training
+still running when the other has finished).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -207,24 +210,39 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class _StopRequests:
-    """Turns SIGINT and SIGTERM into a request checked between steps (main thread only)."""
+    """Turns SIGINT and SIGTERM into a request checked between steps, and SIGUSR1 into a request to
+    use every core this process may run on from the next step (main thread only)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.all_cores = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopRequests:
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+            if hasattr(signal, "SIGUSR1"):
+                self._previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._cores)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # a second signal: stop now
             raise KeyboardInterrupt(f"stopped by a second {signal.Signals(signum).name}")
         self.signum = signum
+
+    def _cores(self, signum: int, frame: Any) -> None:
+        self.all_cores = True
+
+    def take_all_cores(self) -> None:
+        """After SIGUSR1: torch's intra-op threads (and the C root finder's workers, which follow
+        them) become the number of cores this process may run on."""
+        if self.all_cores:
+            self.all_cores = False
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            torch.set_num_threads(cores or os.cpu_count() or 1)
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
@@ -367,6 +385,7 @@ def train(
     model.train()
     with _StopRequests() as stop:
         for step in bar:
+            stop.take_all_cores()
             losses_now, seconds = _step(
                 model, losses_of, optimiser, data, generator, config, step, device
             )
