@@ -264,7 +264,7 @@ def make_colour_samples(
 
 def load_or_make_colour_samples(dataset: Dataset, frame_index: int, count: int) -> ColourSamples:
     """Coloured surface points of frame ``frame_index`` (deterministic per frame id), cached under
-    ``<dataset>/cache/colour-samples/<count>/<frame_id>.npz`` like the occupancy samples."""
+    ``<dataset>/cache/colour-samples/v<version>-<count>/<frame_id>.npz`` like the occupancy samples."""
     frame_id = dataset.frame_ids[frame_index]
     folder = f"v{COLOUR_SAMPLES_VERSION}-{count}"
     path = dataset.cache_dir / "colour-samples" / folder / f"{frame_id}.npz"
