@@ -67,7 +67,7 @@ from invskin.data.loaders.common import (
     scan_to_metres,
     written_splits,
 )
-from invskin.data.loaders.gltf_look import read_source_appearance
+from invskin.data.loaders.gltf_look import look_vertex_colours, read_source_appearance
 from invskin.geometry import lbs
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.motion.gltf_anim import (
@@ -472,16 +472,19 @@ def convert_gltf(
     scans = Path(scans_dir) if scans_dir is not None else None
     v = torch.from_numpy(vertices)
     w = torch.from_numpy(weights)
+    look = read_source_appearance(scene, mesh.primitives, vertices, faces)
+    # The character's own skinned mesh as scans: coloured as the file colours it, so that
+    # --signal colour can train on it (own scans keep whatever colours their files have).
+    colours = look_vertex_colours(look) if scans is None else None
     jobs = [
         FrameJob(
             frame_id,
             src,
             anim,
-            _frame_loader(frame_id, t, v, w, faces, scans, units, report, ordered_names),
+            _frame_loader(frame_id, t, v, w, faces, scans, units, report, ordered_names, colours),
         )
         for frame_id, anim, t in frames
     ]
-    look = read_source_appearance(scene, mesh.primitives, vertices, faces)
     info = {
         "gltf": str(src),
         "animations": chosen,
@@ -527,6 +530,7 @@ def _frame_loader(
     units: str,
     report: ConversionReport,
     names: list[str],
+    colours: np.ndarray | None = None,
 ) -> Callable[[], tuple[TriMesh, np.ndarray]]:
     def load() -> tuple[TriMesh, np.ndarray]:
         off = [_rigid_problem(t) for t in transforms]
@@ -539,7 +543,7 @@ def _frame_loader(
             )
         if scans is None:
             posed = lbs(vertices, weights, torch.from_numpy(transforms)).numpy()
-            return TriMesh(posed, faces), transforms
+            return TriMesh(posed, faces, colours), transforms
         path = next(
             (
                 scans / f"{frame_id}{s}"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from jaxtyping import Float
 
 from invskin.data.loaders.appearance import (
     WHITE,
@@ -178,3 +179,18 @@ def read_source_appearance(
         linear[p.start : p.stop] = part
     colors = linear_to_srgb(linear).astype(np.float32)
     return SourceAppearance(vertices, faces, colors=colors)
+
+
+def look_vertex_colours(look: SourceAppearance | None) -> Float[np.ndarray, "v 3"] | None:
+    """Each vertex's colour (sRGB in [0, 1]) as glTF computes it: the stored per-vertex colours,
+    or the base-colour texture at the vertex's UV (nearest pixel) times the factor (in linear
+    light); None for a plain colour or no look (a uniform colour shows nothing moving)."""
+    if look is None:
+        return None
+    if look.colors is not None:
+        return look.colors.astype(np.float32)
+    if look.textured:
+        sampled = sample_texture(look.texture.decode(), look.uv, look.texture.sampler)
+        linear = srgb_to_linear(sampled) * np.asarray(look.base_color_factor[:3])
+        return np.clip(linear_to_srgb(linear), 0.0, 1.0).astype(np.float32)
+    return None
