@@ -10,8 +10,8 @@ from PIL import Image
 
 from invskin.demo import demo_data_preset, run_demo
 from invskin.export.glb import read_glb_colors, read_glb_frames
-from invskin.export.render import colormap
 from invskin.export.texture import load_ply_colors
+from invskin.mesh.render import colormap
 
 
 def test_demo_preset_keeps_the_default_training_clips():

@@ -5,8 +5,8 @@ import pytest
 import trimesh
 
 from invskin.export.figures import error_figure, save_gif, vertex_error_cm
-from invskin.export.render import ERROR_STOPS
 from invskin.mesh import TriMesh
+from invskin.mesh.render import ERROR_STOPS
 
 
 @pytest.fixture(scope="module")

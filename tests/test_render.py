@@ -8,7 +8,8 @@ import torch
 import trimesh
 from PIL import Image
 
-from invskin.export.render import (
+from invskin.mesh import TriMesh
+from invskin.mesh.render import (
     ERROR_STOPS,
     Camera,
     color_bar,
@@ -18,7 +19,6 @@ from invskin.export.render import (
     save_png,
     tile_images,
 )
-from invskin.mesh import TriMesh
 
 WHITE = (255, 255, 255)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from invskin.export.render import colormap
+from invskin.mesh.render import colormap
 from invskin.training.run import train_run
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -39,10 +39,10 @@ from invskin.data.synth.generate import preset as synth_preset
 from invskin.evaluation.evaluate import evaluate_run, markdown_table
 from invskin.export.figures import error_figure, save_gif, texture_frames, vertex_error_cm
 from invskin.export.glb import write_glb
-from invskin.export.render import save_png
 from invskin.export.texture import checker_image, front_box, project_front, save_colored_ply
 from invskin.fileio import write_text_atomic
 from invskin.mesh.io import TriMesh, load_mesh
+from invskin.mesh.render import save_png
 from invskin.models.pipeline import repose_run
 from invskin.training.checkpoint import load_checkpoint
 from invskin.training.run import train_run

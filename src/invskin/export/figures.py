@@ -20,7 +20,9 @@ import numpy as np
 from jaxtyping import Float, UInt8
 from PIL import Image
 
-from invskin.export.render import (
+from invskin.fileio import atomic_path
+from invskin.mesh.io import TriMesh
+from invskin.mesh.render import (
     Camera,
     color_bar,
     colormap,
@@ -28,8 +30,6 @@ from invskin.export.render import (
     render_mesh,
     tile_images,
 )
-from invskin.fileio import atomic_path
-from invskin.mesh.io import TriMesh
 from invskin.mesh.sampling import closest_points
 
 VIEWS: dict[str, float] = {"front": 0.0, "side": 90.0}

@@ -24,9 +24,9 @@ import trimesh
 from jaxtyping import Float, Shaped, UInt8
 from PIL import Image, ImageDraw
 
-from invskin.export.render import label_font
 from invskin.fileio import write_bytes_atomic
 from invskin.mesh.io import TriMesh
+from invskin.mesh.render import label_font
 
 Box2 = tuple[tuple[float, float], tuple[float, float]]
 

@@ -21,8 +21,8 @@ import viser
 from PIL import Image
 
 from invskin.data.loaders.appearance import linear_to_srgb
-from invskin.export.render import color_bar, colormap
 from invskin.mesh.io import TriMesh
+from invskin.mesh.render import color_bar, colormap
 from invskin.view.data import RunView, ViewData
 
 COLOURINGS = ("error (cm)", "texture", "plain")

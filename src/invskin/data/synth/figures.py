@@ -18,7 +18,7 @@ import torch
 from invskin.body.anny_model import AnnyBody, load_anny_body
 from invskin.body.motions import make_clip
 from invskin.data.synth.outfits import build_outfit, compact, dress, visible_faces
-from invskin.export.render import Camera, render_mesh, save_png, tile_images
+from invskin.mesh.render import Camera, render_mesh, save_png, tile_images
 
 #: Poses shown: (label, motion); None is the canonical pose. Each motion shows the frame of an
 #: 8-frame clip farthest from the neutral pose (largest sum of absolute joint angles).
