@@ -34,7 +34,8 @@ shared machine wrap the command in ``flock``::
 
 ``--work`` holds the datasets, runs and exports (reused when present: ``--fresh`` starts over);
 the result JSON names files by their base names only. ``--steps N`` trains N steps instead of the
-preset's (a pipeline check, not a fit); ``--only NAME ...`` limits the characters.
+preset's (a pipeline check, not a fit); ``--only NAME ...`` limits the characters (and updates
+theirs in an existing ``--out``); ``--angles-only`` redoes the angles into an existing ``--out``.
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ def compare(name: str, src: Path, work: Path, images: Path, size: int) -> dict:
                     png = scratch / f"{frame_id}-{view}-{who}-{mode}.png"
                     shot = screenshot_glb(
                         path, png, time=t, size=size if mode == "silhouette" else 192,
-                        ortho=cam, silhouette=mode == "silhouette", animation=clip, budget_ms=120000,
+                        ortho=cam, silhouette=mode == "silhouette", animation=clip, realtime=True,
                     )  # fmt: skip
                     if not shot.loaded:
                         raise RuntimeError(f"{path.name}: three.js did not load it: {shot.title}")
@@ -500,6 +501,7 @@ def main(argv: list[str] | None = None) -> None:
     sources = {name: args.khronos / f"{name}.glb" for name in KHRONOS}
     sources |= {"BrainStem": args.brainstem, "Soldier": args.soldier}
     names = args.only or list(sources)
+    earlier = json.loads(args.out.read_text()) if args.only and args.out.is_file() else {}
     result: dict = {
         "machine": {
             "cpu": cpu_name(),
@@ -507,8 +509,10 @@ def main(argv: list[str] | None = None) -> None:
             "torch_threads": torch.get_num_threads(),
             "matmul_float32_gflops": round(matmul_gflops(), 1),
         },
-        "characters": {},
+        "characters": earlier.get("characters", {}),  # --only: the others stay as measured
     }
+    if "angles" in earlier:
+        result["angles"] = earlier["angles"]
     for name in names:
         print(f"{name}: import, train, export, validate", flush=True)
         record = attempt(pipeline, name, sources[name], args.work, args.steps)

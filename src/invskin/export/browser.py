@@ -217,13 +217,17 @@ def screenshot_glb(
     silhouette: bool = False,
     animation: str | None = None,
     budget_ms: int = 20000,
+    realtime: bool = False,
 ) -> BrowserResult:
     """Render ``glb`` at animation time ``time`` in headless Chromium; save ``png``.
 
     ``view``: ``(cx, cy, cz, size)`` the perspective camera frames (default: the posed mesh's
     bounding box); ``ortho``: an orthographic camera instead. ``silhouette``: every mesh flat black
     on white. ``animation``: the name of the clip to play (default: the first). ``budget_ms``:
-    Chromium's virtual time for loading and drawing (raise it for files of many megabytes).
+    Chromium's virtual time for loading and drawing. ``realtime``: drive Chromium through its
+    DevTools protocol instead, waiting in real time (up to ``timeout``) until the page reports
+    that it drew: for files whose loading outlasts any virtual-time budget (megabytes of morph
+    targets drawn by SwiftShader).
     """
     chromium, three = find_chromium(), find_three()
     if chromium is None or three is None:
@@ -253,40 +257,121 @@ def screenshot_glb(
         try:
             _wait_for(port)
             shot = folder / "shot.png"
-            result = subprocess.run(
-                [
-                    chromium,
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--enable-unsafe-swiftshader",
-                    "--use-angle=swiftshader",
-                    "--hide-scrollbars",
-                    f"--window-size={size},{size}",
-                    f"--virtual-time-budget={int(budget_ms)}",
-                    f"--screenshot={shot}",
-                    "--dump-dom",
-                    f"http://127.0.0.1:{port}/index.html",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd=folder,
-            )
+            if realtime:
+                title = _devtools_screenshot(
+                    chromium, f"http://127.0.0.1:{port}/index.html", shot, size, timeout, folder
+                )
+                result = None
+            else:
+                result = subprocess.run(
+                    [
+                        chromium,
+                        "--headless=new",
+                        "--no-sandbox",
+                        "--enable-unsafe-swiftshader",
+                        "--use-angle=swiftshader",
+                        "--hide-scrollbars",
+                        f"--window-size={size},{size}",
+                        f"--virtual-time-budget={int(budget_ms)}",
+                        f"--screenshot={shot}",
+                        "--dump-dom",
+                        f"http://127.0.0.1:{port}/index.html",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    cwd=folder,
+                )
         finally:
             server.terminate()
             server.wait(timeout=10)
-        match = re.search(r"<title>(.*?)</title>", result.stdout, re.S)
-        title = (
-            html.unescape(match.group(1))
-            if match
-            else f"no page (chromium: {result.stderr[-300:]})"
-        )
+        if result is not None:
+            match = re.search(r"<title>(.*?)</title>", result.stdout, re.S)
+            title = (
+                html.unescape(match.group(1))
+                if match
+                else f"no page (chromium: {result.stderr[-300:]})"
+            )
         if not shot.is_file():
             raise RuntimeError(f"chromium wrote no screenshot; page title {title!r}")
         png = Path(png)
         png.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, png)
     return BrowserResult(title, png)
+
+
+def _devtools_screenshot(
+    chromium: str, url: str, png: Path, size: int, timeout: float, folder: Path
+) -> str:
+    """Open ``url`` in headless Chromium driven through the DevTools protocol; poll the page's
+    title in real time until it starts with ``loaded`` or ``error`` (or ``timeout`` passes), then
+    save a ``size`` x ``size`` screenshot to ``png``. Returns the last title."""
+    import base64
+    import time
+    import urllib.request
+
+    from websockets.sync.client import connect
+
+    port = _free_port()
+    browser = subprocess.Popen(
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--enable-unsafe-swiftshader",
+            "--use-angle=swiftshader",
+            "--hide-scrollbars",
+            f"--window-size={size},{size}",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={folder / 'profile'}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
+                    pages = [t for t in json.loads(r.read()) if t.get("type") == "page"]
+                if pages:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("chromium's DevTools endpoint did not come up")
+            time.sleep(0.1)
+        with connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as socket:
+            ids = iter(range(1, 1_000_000))
+
+            def call(method: str, **params) -> dict:
+                key = next(ids)
+                socket.send(json.dumps({"id": key, "method": method, "params": params}))
+                while True:
+                    message = json.loads(socket.recv(timeout=max(deadline - time.monotonic(), 1)))
+                    if message.get("id") == key:
+                        return message.get("result", {})
+
+            call("Emulation.setDeviceMetricsOverride", width=size, height=size,
+                 deviceScaleFactor=1, mobile=False)  # fmt: skip
+            call("Page.navigate", url=url)
+            title = "loading"
+            while time.monotonic() < deadline:
+                value = call("Runtime.evaluate", expression="document.title")
+                title = value.get("result", {}).get("value", "") or ""
+                if title.startswith(("loaded", "error")):
+                    break
+                time.sleep(0.2)
+            data = call("Page.captureScreenshot", format="png")["data"]
+            png.write_bytes(base64.b64decode(data))
+        return title
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
 
 
 def _wait_for(port: int, tries: int = 100) -> None:
