@@ -33,7 +33,7 @@ from bench_repose_fast import fresh_model
 from invskin.bench import hardware, median_seconds, synchronise, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
-from invskin.models.run import build_model
+from invskin.models.build import build_model
 from invskin.training.presets import make_preset
 from invskin.training.run import training_data
 

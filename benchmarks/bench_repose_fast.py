@@ -31,8 +31,9 @@ import torch
 from invskin.bench import count_flops, hardware, matmul_gflops, subdivide_to, write_json
 from invskin.data.format import load_dataset
 from invskin.models.animatable import AnimatableModel
+from invskin.models.build import build_model
 from invskin.models.fast_repose import DEFAULT_CHUNK_ROWS, FastReposer
-from invskin.models.run import build_model, load_run
+from invskin.runs.folder import load_run
 from invskin.training.presets import make_preset
 
 
@@ -95,7 +96,7 @@ def main() -> None:
     load_before = os.getloadavg()
     peak_before = matmul_gflops(device)
     if args.run is not None:
-        from invskin.models.pipeline import canonical_mesh
+        from invskin.runs.pipeline import canonical_mesh
 
         loaded = load_run(args.run)
         model = loaded.model

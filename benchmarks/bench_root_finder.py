@@ -23,7 +23,7 @@ from ablation import variant_preset  # benchmarks/ablation.py, beside this scrip
 from invskin.bench import hardware, median_seconds, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
-from invskin.models.run import build_model
+from invskin.models.build import build_model
 from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import training_data
 

@@ -31,7 +31,7 @@ from invskin.bench import cpu_name
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
 from invskin.fileio import write_bytes_atomic
-from invskin.models.run import build_model
+from invskin.models.build import build_model
 from invskin.training.run import training_data
 
 

@@ -36,7 +36,7 @@ from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.metrics import mesh_metrics
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
 
 METRICS = ("iou_bbox", "iou_surface", "chamfer_cm")
 FIT_STEPS = 1500  # FISTA steps of the best-LBS fit, as lbs_gap.py's default

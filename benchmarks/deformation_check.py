@@ -29,7 +29,7 @@ from invskin.data.format import load_dataset
 from invskin.mesh.io import TriMesh
 from invskin.mesh.sampling import closest_points, vertex_normals
 from invskin.metrics.parts import edge_lengths, mesh_edges
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
 
 TRAIN_STRIDE = 4  # every 4th training frame: the fit on seen poses, at a quarter of the cost
 

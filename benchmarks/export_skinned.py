@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 
 from invskin.bench import cpu_name
-from invskin.cli.model_commands import read_poses
 from invskin.export.browser import (
     find_chromium,
     find_three,
@@ -30,7 +29,8 @@ from invskin.export.browser import (
     screenshot_glb,
     validate_glb,
 )
-from invskin.export.from_run import export_run
+from invskin.runs.export import export_run
+from invskin.runs.poses import read_poses
 
 
 def main() -> None:

@@ -40,8 +40,9 @@ from repose_cost import repose_ms
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
+from invskin.models.build import build_model
 from invskin.models.config import method_config
-from invskin.models.run import build_model, load_run
+from invskin.runs.folder import load_run
 from invskin.training.presets import make_preset
 from invskin.training.run import training_data
 

@@ -1,7 +1,7 @@
 """Reposing cost of trained runs, per frame and 100,000 vertices, on the path ``invskin repose`` takes.
 
 Each run reposes the ground-truth canonical surface of its synthetic dataset (about 15,000 vertices)
-to ``--frames`` ``test-out`` frames at once with :func:`invskin.models.pipeline.reposer_for` (the CPU
+to ``--frames`` ``test-out`` frames at once with :func:`invskin.runs.pipeline.reposer_for` (the CPU
 fast path where it supports the model's couplings, ``model.repose`` otherwise); the best of
 ``--repeats``, all runs measured in one process, one after the other, so their ratios hold.
 ``--preset-ins`` also measures a fresh ``ins`` of the ``cpu-quick`` preset (occupancy signal).
@@ -20,9 +20,10 @@ import torch
 
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
+from invskin.models.build import build_model
 from invskin.models.fast_repose import fast_path_supports
-from invskin.models.pipeline import reposer_for
-from invskin.models.run import build_model, load_run
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import reposer_for
 from invskin.training.presets import make_preset
 
 

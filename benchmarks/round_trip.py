@@ -20,8 +20,8 @@ import torch
 from invskin.bench import hardware, write_json
 from invskin.data.format import load_dataset
 from invskin.geometry import lbs_jacobian
-from invskin.models.pipeline import canonical_mesh
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import canonical_mesh
 
 
 def main() -> None:

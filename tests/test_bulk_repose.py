@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from invskin.cli.main import main
-from invskin.cli.model_commands import collect_sequences
 from invskin.export.glb import read_glb_frames
 from invskin.mesh.io import load_mesh
-from invskin.models.bulk_repose import assign_sequences, repose_many
+from invskin.runs.bulk_repose import assign_sequences, repose_many
+from invskin.runs.poses import collect_sequences
 from invskin.training.run import train_run
 from toy_data import make_toy_dataset, toy_transforms
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from invskin.geometry import lbs
-from invskin.models.run import load_run
 from invskin.nets import SkinningGrid
+from invskin.runs.folder import load_run
 from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import train_run
 from test_fast_repose import PRESET_LIKE, perturbed_model, posed_frames

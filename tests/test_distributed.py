@@ -10,7 +10,7 @@ import torch
 
 from invskin.data.format import load_dataset
 from invskin.data.samples import SampleConfig
-from invskin.models.run import build_model
+from invskin.models.build import build_model
 from invskin.training.checkpoint import load_checkpoint
 from invskin.training.distributed import rank_rng, rank_seed
 from invskin.training.presets import make_preset

@@ -115,7 +115,7 @@ def test_fast_repose_rejects_bad_input() -> None:
 @pytest.mark.parametrize("bound", [1.5, 0.2])
 def test_fast_repose_matches_reference_with_spline_couplings(bound: float, native: bool) -> None:
     # bound 0.2: part of the points lie outside the spline's interval (the identity there).
-    from invskin.models.pipeline import reposer_for
+    from invskin.runs.pipeline import reposer_for
 
     torch.manual_seed(2)
     config = replace(PRESET_LIKE, pin_coupling="spline", pin_spline_bins=4)

@@ -39,11 +39,11 @@ from fixtures_data import (
     write_plain_folder,
 )
 from invskin.body.smpl import SMPLModel
-from invskin.cli.model_commands import read_poses
 from invskin.data import DataError, load_dataset
 from invskin.data.format import MANIFEST, TRANSFORMS_FILE
 from invskin.data.loaders import convert_cape, convert_clothseq, convert_folder
 from invskin.mesh.io import TriMesh, load_mesh, save_mesh
+from invskin.runs.poses import read_poses
 
 CASES: Counter[str] = Counter()
 FUZZ = settings(

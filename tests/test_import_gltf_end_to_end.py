@@ -14,11 +14,11 @@ from gltf_quadruped import NAMES, write_quadruped_glb
 from invskin.cli.main import main
 from invskin.data.format import load_dataset
 from invskin.export.browser import find_validator, validate_glb
-from invskin.export.from_run import skinned_errors
 from invskin.export.glb import read_glb_frames
 from invskin.export.skinned import read_skinned_glb
 from invskin.mesh.io import load_mesh
 from invskin.motion.bvh import write_bvh
+from invskin.runs.export import skinned_errors
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from invskin.geometry import axis_angle_to_matrix, make_transform
 from invskin.mesh.io import load_mesh
 from invskin.models.animatable import AnimatableModel, PosedQuery, tangential_gradient
 from invskin.models.config import METHODS, ModelConfig, method_config
-from invskin.models.pipeline import repose_run
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import repose_run
 from invskin.solvers.inverse_skinning import inverse_lbs
 from invskin.training.run import train_run
 from invskin.training.schedule import Ramp

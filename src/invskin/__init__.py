@@ -3,15 +3,22 @@
 Learn an animatable model of a clothed person from raw posed scans plus skeleton poses, extract its
 canonical mesh once, and repose that mesh to any pose with exact vertex correspondences.
 
-Package layout (dependencies point downwards only):
+Package layers, from the bottom up (a package imports only those below it; ``tests/test_layers.py``
+checks every import, and docs/method.md says what each layer holds):
 
-- ``invskin.geometry``: rotations, 4x4 transforms, forward kinematics, linear blend skinning.
-- ``invskin.body``: skeletons and body models (anny, SMPL) that produce bones and skinning weights.
-- ``invskin.mesh``: mesh IO, winding-number occupancy, marching-cubes extraction.
+- ``errors``, ``fileio``, ``safe_pickle``, ``folder_lock``, ``native``: small utilities.
+- ``invskin.geometry``, ``invskin.mesh``, ``invskin.body``: rotations, transforms, kinematics and
+  skinning as pure functions; triangle meshes (IO, winding numbers, extraction, rendering);
+  skeletons and body models (anny, SMPL).
 - ``invskin.metrics``: IoU, Chamfer, normal consistency, F-score, correspondence error.
-- ``invskin.data``: the dataset format, the synthetic benchmark, loaders for CAPE/ClothSeq/folders.
-- ``invskin.nets`` and ``invskin.solvers``: PINs, SIREN, skinning fields, root finding.
-- ``invskin.models``, ``invskin.training``, ``invskin.evaluation``, ``invskin.export``, ``invskin.cli``.
+- ``invskin.motion``, ``invskin.data``: motion files read onto a skeleton; the dataset format, the
+  synthetic benchmark and the importers.
+- ``invskin.export``: file writers for engines (skinned glTF, per-frame GLB, the avatar's look).
+- ``invskin.nets``, ``invskin.solvers``: PINs, SIREN, skinning fields, root finding.
+- ``invskin.models``: the animatable model (networks and losses) and its fast reposing path.
+- ``invskin.training``: the trainer, presets, checkpoints, data-parallel training.
+- ``invskin.runs``: run folders: load, extract once, repose (one or many sequences), export.
+- ``invskin.evaluation``, ``invskin.view``, ``invskin.bench``, ``invskin.demo``, ``invskin.cli``.
 """
 
 __version__ = "0.1.0"

@@ -109,8 +109,8 @@ def bench_repose(
     ``model.repose`` (the FLOP rate is computed for it) and, on CPU, also on the fast path
     ``invskin repose`` uses (``fast_path_*``; ``benchmarks/bench_repose_fast.py`` studies it)."""
     from invskin.data.format import load_dataset
-    from invskin.models.pipeline import extract_canonical, extract_posed
-    from invskin.models.run import load_run
+    from invskin.runs.folder import load_run
+    from invskin.runs.pipeline import extract_canonical, extract_posed
 
     dev = torch.device(device)
     ins = load_run(ins_run, dev)
@@ -205,8 +205,8 @@ def bench_memory(ins_run: Path, vertices: int = 1_000_000, resolution: int = 512
     """Peak memory of reposing a ``vertices``-vertex mesh and of a ``resolution``^3 extraction."""
     repose_code = f"""
 import torch
-from invskin.models.run import load_run
-from invskin.models.pipeline import canonical_mesh
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import canonical_mesh
 from invskin.bench import subdivide_to
 run = load_run({str(ins_run)!r})
 mesh, _ = canonical_mesh({str(ins_run)!r}, run.model, None, run.state)
@@ -217,12 +217,12 @@ poses = torch.eye(4).expand(4, run.model.skeleton.num_bones, 4, 4)
 run.model.repose(v, poses)
 """
     extract_code = f"""
-from invskin.models.run import load_run
-from invskin.models.pipeline import extract_canonical
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import extract_canonical
 run = load_run({str(ins_run)!r})
 mesh = extract_canonical(run.model, {resolution})
 """
-    baseline_code = "import torch, invskin.models.run"
+    baseline_code = "import torch, invskin.runs.folder"
     return {
         "benchmark": "memory",
         "hardware": hardware(torch.device("cpu")),

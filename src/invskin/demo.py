@@ -43,7 +43,7 @@ from invskin.export.texture import checker_image, front_box, project_front, save
 from invskin.fileio import write_text_atomic
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.mesh.render import save_png
-from invskin.models.pipeline import repose_run
+from invskin.runs.pipeline import repose_run
 from invskin.training.checkpoint import load_checkpoint
 from invskin.training.run import train_run
 

@@ -6,32 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import torch
 import tyro
-
-from invskin.body.skeleton import Skeleton
-
-
-def run_skeleton(run: Path) -> Skeleton:
-    """The skeleton a trained run was built for (from its checkpoint state)."""
-    from invskin.training.checkpoint import load_checkpoint
-
-    return Skeleton.from_json(load_checkpoint(Path(run), with_optimizer=False).state["skeleton"])
-
-
-def poses_for_run(
-    run: Path, poses: Path, split: str | None, mapping: Path | None
-) -> tuple[torch.Tensor, list[str]]:
-    """Bone transforms (F, J, 4, 4) and frame names for a run: a dataset folder, or a motion file
-    (4x4 arrays, AMASS npz, BVH, glTF) retargeted onto the run's skeleton."""
-    from invskin.cli.model_commands import read_poses
-    from invskin.motion import check_motion_file, is_motion_file
-
-    poses = Path(poses)
-    if poses.is_dir() or not poses.is_file() or not is_motion_file(poses):
-        return read_poses(poses, split)  # a dataset or 4x4 arrays: checked without the run
-    check_motion_file(poses)  # a bad motion file is named before the run is needed
-    return read_poses(poses, split, run_skeleton(run), mapping)
 
 
 def _convert(convert, src: Path, out: Path, *args, **kwargs):
@@ -241,9 +216,10 @@ class Export:
 
     def main(self) -> None:
         from invskin.cli.common import OUT_IN_USE, RUN_IN_USE
-        from invskin.export.from_run import export_run
         from invskin.folder_lock import hold_folder
         from invskin.motion import motion_fps
+        from invskin.runs.export import export_run
+        from invskin.runs.poses import poses_for_run
 
         # The run is read (shared: several exports of one run at once), the GLB written.
         with (

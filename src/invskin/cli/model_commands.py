@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-import numpy as np
-import torch
+from typing import Literal
 
 from invskin.models.config import Method
 from invskin.training.distributed import is_main
-
-if TYPE_CHECKING:
-    from invskin.body import Skeleton
 
 Preset = Literal["cpu-quick", "gpu", "tiny"]
 
@@ -82,8 +76,8 @@ class Extract:
     def main(self) -> None:
         from invskin.cli.common import RUN_IN_USE
         from invskin.folder_lock import hold_folder
-        from invskin.models.pipeline import CANONICAL_MESH, canonical_mesh
-        from invskin.models.run import load_run
+        from invskin.runs.folder import load_run
+        from invskin.runs.pipeline import CANONICAL_MESH, canonical_mesh
 
         with hold_folder(self.run, hint=RUN_IN_USE):  # it writes into the run
             loaded = load_run(self.run, self.device)
@@ -93,94 +87,6 @@ class Extract:
             f"canonical mesh: {mesh.num_vertices} vertices, {mesh.num_faces} faces in "
             f"{seconds:.1f} s -> {Path(self.run) / CANONICAL_MESH}"
         )
-
-
-def read_poses(
-    poses: Path, split: str | None, skeleton: Skeleton | None = None, mapping: Path | None = None
-) -> tuple[torch.Tensor, list[str]]:
-    """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file.
-
-    Given the run's ``skeleton``, a file may also be a motion (AMASS npz, BVH, glTF animation),
-    retargeted onto it by :func:`invskin.motion.load_motion` (through the JSON ``mapping``).
-    """
-    from invskin.data.format import DataError
-    from invskin.errors import NPZ_READ_ERRORS
-
-    poses = Path(poses)
-    if poses.is_dir():
-        from invskin.data.format import load_dataset
-
-        dataset = load_dataset(poses)
-        if split is not None:
-            dataset = dataset.split(split)
-        return dataset.transforms.float(), list(dataset.frame_ids)
-    if not poses.exists():
-        raise FileNotFoundError(f"poses file {poses} does not exist")
-    if skeleton is not None:
-        from invskin.motion import load_motion
-
-        transforms = load_motion(poses, skeleton, mapping)
-        return transforms, [f"frame_{i:04d}" for i in range(len(transforms))]
-    try:
-        if poses.suffix == ".npz":
-            with np.load(poses, allow_pickle=False) as data:
-                if "transforms" not in data.files:
-                    raise DataError(f"{poses} has no 'transforms' array (F, J, 4, 4)")
-                array = data["transforms"]
-        else:
-            array = np.load(poses, allow_pickle=False)
-    except DataError:
-        raise
-    except NPZ_READ_ERRORS as error:
-        raise DataError(
-            f"{poses} is not a readable .npz/.npy file of bone transforms ({error})"
-        ) from error
-    if not isinstance(array, np.ndarray) or array.ndim != 4 or array.shape[-2:] != (4, 4):
-        shape = getattr(array, "shape", None)
-        raise DataError(f"{poses}: expected bone transforms (F, J, 4, 4), got {shape}")
-    if array.dtype.kind not in "fiu":
-        raise DataError(f"{poses}: bone transforms must be numbers, got dtype {array.dtype}")
-    if not np.isfinite(array).all():
-        bad = sorted({int(f) for f in np.argwhere(~np.isfinite(array))[:, 0]})
-        raise DataError(f"{poses}: frames {bad[:10]} hold NaN or infinite transforms; fix them")
-    return torch.from_numpy(array.astype(np.float32)), [f"frame_{i:04d}" for i in range(len(array))]
-
-
-MOTION_SUFFIXES = (".npz", ".npy", ".bvh", ".glb", ".gltf")
-"""Files in a --poses folder that are read as motion sequences."""
-
-
-def collect_sequences(
-    paths: list[Path], split: str | None, run: Path | None = None, mapping: Path | None = None
-):
-    """Motion sequences from files, folders of motion files and dataset folders (one sequence each).
-
-    A sequence is named after its file's stem (or the dataset folder's name). Motion files of
-    another format (AMASS, BVH, glTF) are retargeted onto the ``run``'s skeleton (through
-    ``mapping``), as :func:`invskin.cli.io_commands.poses_for_run` does for one file."""
-    from invskin.cli.io_commands import poses_for_run
-    from invskin.models.bulk_repose import Sequence
-
-    sequences = []
-    for path in map(Path, paths):
-        if path.is_dir() and not (path / "invskin-dataset.json").exists():
-            files = sorted(f for f in path.iterdir() if f.suffix in MOTION_SUFFIXES)
-            if not files:
-                raise FileNotFoundError(
-                    f"{path} holds no motion files ({', '.join(MOTION_SUFFIXES)}) and is not a "
-                    "dataset folder"
-                )
-        else:
-            files = [path]
-        for file in files:
-            if run is None:
-                transforms, names = read_poses(file, split)
-            else:
-                transforms, names = poses_for_run(run, file, split, mapping)
-            sequences.append(
-                Sequence(file.stem if file.is_file() else file.name, transforms, names)
-            )
-    return sequences
 
 
 @dataclass
@@ -221,7 +127,8 @@ class Repose:
             self._repose()
 
     def _repose(self) -> None:
-        from invskin.models.pipeline import repose_run
+        from invskin.runs.pipeline import repose_run
+        from invskin.runs.poses import collect_sequences
 
         sequences = collect_sequences(list(self.poses), self.split, self.run, self.mapping)
         first = Path(self.poses[0])
@@ -229,7 +136,7 @@ class Repose:
             first.is_file() or (first / "invskin-dataset.json").exists()
         )
         if not single:
-            from invskin.models.bulk_repose import repose_many
+            from invskin.runs.bulk_repose import repose_many
 
             result = repose_many(self.run, sequences, self.out, self.batch, device=self.device)
             print(

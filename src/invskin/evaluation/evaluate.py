@@ -61,8 +61,8 @@ from invskin.metrics import (
     part_metrics,
     vertex_parts,
 )
-from invskin.models.pipeline import canonical_mesh, repose_run
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import canonical_mesh, repose_run
 
 METRICS = ("iou_bbox", "iou_surface", "chamfer_cm", "normal_consistency", "fscore_1cm")
 STRETCH_THRESHOLD = 1.5

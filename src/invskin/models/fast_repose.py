@@ -380,7 +380,7 @@ class FastReposer:
         if not fast_path_supports(model):
             raise ValueError(
                 "the fast reposing path has no body-anchored couplings; repose this model with "
-                "model.repose (invskin.models.pipeline.reposer_for picks it)"
+                "model.repose (invskin.runs.pipeline.reposer_for picks it)"
             )
         self.model = model
         self.chunk_rows = chunk_rows

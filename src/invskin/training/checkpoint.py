@@ -46,7 +46,7 @@ class Checkpoint:
     """A loaded checkpoint: model tensors, optimiser state and random state (or None), JSON state.
 
     ``weights_sha256`` is the SHA-256 of ``model.safetensors``: it names these exact weights (a
-    canonical mesh records it, see :mod:`invskin.models.pipeline`).
+    canonical mesh records it, see :mod:`invskin.runs.pipeline`).
     """
 
     model: dict[str, torch.Tensor]

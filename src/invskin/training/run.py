@@ -18,8 +18,8 @@ from invskin.data.samples import (
     load_or_make_samples,
 )
 from invskin.folder_lock import hold_folder
+from invskin.models.build import build_model
 from invskin.models.config import ModelConfig
-from invskin.models.run import build_model
 from invskin.training.checkpoint import find_checkpoint, load_checkpoint
 from invskin.training.distributed import (
     barrier,

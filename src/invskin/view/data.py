@@ -25,8 +25,8 @@ from invskin.export.figures import vertex_error_cm
 from invskin.export.look import AvatarLook, avatar_look, dataset_appearance
 from invskin.export.texture import checker_image, front_box, project_front
 from invskin.mesh.io import TriMesh
-from invskin.models.pipeline import canonical_mesh
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import canonical_mesh
 
 
 @dataclass(frozen=True)

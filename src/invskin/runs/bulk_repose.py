@@ -4,7 +4,7 @@ The run is loaded and its canonical mesh extracted (or read) **once**; the frame
 are reposed in batches of ``batch`` frames that run across sequence boundaries; each sequence is
 written, as soon as its last frame is done, to ``out/<sequence name>/`` with exactly the files a
 one-sequence ``invskin repose`` writes (one PLY per frame, ``animation.glb``, ``timing.json``), by
-the same writer (:func:`invskin.models.pipeline.write_sequence`).
+the same writer (:func:`invskin.runs.pipeline.write_sequence`).
 
 Several processes (``torchrun --nproc-per-node N -m invskin.cli.main repose ...``, one per device):
 each rank takes a share of the sequences, balanced by frame count (sequence ``i`` in length order
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from invskin.models.pipeline import canonical_mesh, reposer_for, write_sequence
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import canonical_mesh, reposer_for, write_sequence
 from invskin.training.distributed import world
 
 

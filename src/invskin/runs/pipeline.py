@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from invskin.export.glb import write_glb
 from invskin.fileio import write_text_atomic
 from invskin.geometry import lbs
 from invskin.mesh.coarse_to_fine import evaluate_grid_coarse_to_fine
@@ -27,7 +28,7 @@ from invskin.mesh.extract import extract_mesh, mesh_from_grid
 from invskin.mesh.io import TriMesh, load_mesh, save_mesh
 from invskin.models.animatable import AnimatableModel
 from invskin.models.fast_repose import FastReposer, fast_path_supports
-from invskin.models.run import load_run
+from invskin.runs.folder import load_run
 
 CANONICAL_MESH = "canonical.ply"
 CANONICAL_RECORD = "canonical.json"
@@ -106,8 +107,6 @@ def write_sequence(
 ) -> tuple[list[Path], Path | None]:
     """What ``invskin repose`` writes for one sequence of a pose-free model: ``<name>.ply`` per
     frame (``posed`` (F, V, 3), shared ``faces``), ``animation.glb`` if ``glb``, ``timing.json``."""
-    from invskin.export.glb import write_glb
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [
@@ -143,7 +142,7 @@ def canonical_mesh(run_dir: Path, model: AnimatableModel, resolution: int | None
     """The run's canonical mesh and the seconds spent extracting it (0 when reused).
 
     ``RUN/canonical.ply`` is reused only when ``RUN/canonical.json`` says it was extracted from the
-    checkpoint loaded now (``state["weights_sha256"]``, set by :func:`~invskin.models.run.load_run`)
+    checkpoint loaded now (``state["weights_sha256"]``, set by :func:`~invskin.runs.folder.load_run`)
     and ``resolution`` is None; otherwise (a resolution asked for, a resumed or retrained run, a mesh
     from an older invskin) it is extracted again, at ``resolution``, else the resolution recorded
     with the old mesh, else the run's default, and saved with a new record.

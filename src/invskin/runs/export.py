@@ -31,6 +31,8 @@ from invskin.export.skinned import (
     read_skinned_glb,
     write_skinned_glb,
 )
+from invskin.runs.folder import load_run
+from invskin.runs.pipeline import canonical_mesh
 
 ExportFormat = Literal["skinned", "morph"]
 
@@ -94,9 +96,6 @@ def export_run(
     ``look`` picks what the avatar looks like (:func:`invskin.export.look.avatar_look`; the
     source look is read from the run's dataset).
     """
-    from invskin.models.pipeline import canonical_mesh
-    from invskin.models.run import load_run
-
     loaded = load_run(run_dir, device)
     model = loaded.model
     if not model.pose_free:

@@ -1,4 +1,4 @@
-"""Run folders: build a model for a dataset, and load a trained one back.
+"""Run folders: load a trained model back, and read what a run was built for.
 
 A run folder (``invskin train --out RUN``) holds ``checkpoint/`` (weights, optimiser, state.json with
 the method, the model and training configs, the skeleton and the dataset path), ``log.jsonl``,
@@ -18,19 +18,6 @@ from invskin.body import Skeleton
 from invskin.models.animatable import AnimatableModel
 from invskin.models.config import ModelConfig
 from invskin.training.checkpoint import load_checkpoint
-
-
-def build_model(config: ModelConfig, skeleton: Skeleton, prior: Any) -> AnimatableModel:
-    """A fresh model for a dataset's skeleton and skinning-weight prior (``BodyPrior``)."""
-    if prior is None:
-        raise ValueError(
-            "the dataset has no skinning-weight prior (prior.npz: a canonical body mesh with "
-            "per-vertex weights); every method needs one to initialise skinning. Convert the data "
-            "with a body model (see docs/data-format.md)"
-        )
-    return AnimatableModel(
-        config, skeleton, prior.vertices.float(), prior.weights.float(), prior_faces=prior.faces
-    )
 
 
 @dataclass(frozen=True)
@@ -59,3 +46,10 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> LoadedRun:
     model.to(device).eval()
     state = dict(ckpt.state, weights_sha256=ckpt.weights_sha256)
     return LoadedRun(model, state, ckpt.weights_sha256)
+
+
+def run_skeleton(run_dir: Path) -> Skeleton:
+    """The skeleton a trained run was built for (from its checkpoint state, weights not loaded)."""
+    return Skeleton.from_json(
+        load_checkpoint(Path(run_dir), with_optimizer=False).state["skeleton"]
+    )
