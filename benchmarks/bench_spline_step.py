@@ -1,7 +1,7 @@
 """One spline coupling step on CPU, one thread: the reference against the fast path.
 
 Times :func:`invskin.nets.pin.rational_quadratic` (what ``model.repose`` runs, log-det included),
-:func:`invskin.models.fast_repose._spline` (the fast path's PyTorch spline) and the C kernel of
+:func:`invskin.models.fast_repose.pytorch_spline` (the fast path's PyTorch spline) and the C kernel of
 :mod:`invskin.native` (what ``invskin repose`` runs on CPU where it can be compiled) on the same
 random parameters (16 bins, 16,384 points, 1 and 2 free coordinates), median of 30 calls each, and
 their largest differences from the reference. Writes one JSON.
@@ -20,7 +20,7 @@ from bench_repose_fast import timed
 
 from invskin import native
 from invskin.bench import hardware, write_json
-from invskin.models.fast_repose import _knot_matrix, _spline, _Workspace
+from invskin.models.fast_repose import pytorch_spline
 from invskin.nets.pin import SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, rational_quadratic
 
 BINS, ROWS, BOUND = 16, 16_384, 1.5
@@ -36,19 +36,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    knots = _knot_matrix(BINS, BOUND, torch.zeros(1))
     kernel = native.rq_spline_kernel()
     rows = {}
     for nfree in (1, 2):
         raw = 0.3 * torch.randn(nfree, 3 * BINS - 1, ROWS)
         x = (torch.rand(nfree, ROWS) * 2 - 1) * BOUND
-        work = _Workspace(ROWS, x)
+        spline = pytorch_spline(BINS, BOUND, x)
 
         def reference(raw=raw, x=x):
             return rational_quadratic(x.T, raw.permute(2, 0, 1), BOUND)[0].T
 
-        def fast(raw=raw, x=x, work=work):
-            return _spline(x, raw, knots, BOUND, work)
+        def fast(raw=raw, x=x, spline=spline):
+            return spline(x, raw)
 
         out = torch.empty_like(x)
 

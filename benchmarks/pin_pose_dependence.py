@@ -45,9 +45,9 @@ def chain(model, canonical: torch.Tensor, transforms: torch.Tensor):
     field = model.weight_field()
     b = transforms.shape[0]
     x0 = canonical.expand(b, -1, -1)
-    x1 = model.pin_c(x0, model._pin_pose(transforms)) if model.pin_c is not None else x0
+    x1 = model.pin_c(x0, model.pin_pose(transforms)) if model.pin_c is not None else x0
     x2 = lbs(x1, field(x1), transforms)
-    x3 = model._pin_d(x2, transforms, inverse=False) if model.pin_d is not None else x2
+    x3 = model.apply_pin_d(x2, transforms, inverse=False) if model.pin_d is not None else x2
     skinned = lbs(x0, field(x0), transforms)
     rotation = model.body_frame(transforms)[..., :3, :3]
     return x1, x2, x3, skinned, rotation

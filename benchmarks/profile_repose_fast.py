@@ -4,8 +4,8 @@ The network is ``bench_repose_fast.py``'s fresh ``cpu-quick`` ins network for th
 (parameters perturbed), on ``--vertices`` points around the body prior and the first ``--frames``
 ``test-out`` poses, in chunks of ``--chunk-rows``. Prints the per-operator table (self CPU time),
 and with ``--per-coupling`` the wall time of each coupling of PIN_c and PIN_d (its pose-independent
-part and its per-frame part) and of the skinning grid lookup, per frame, from timers wrapped around
-those methods in this process only.
+part and its per-frame part) and of the skinning grid lookup, per frame: the named profiler ranges
+the fast path opens (:mod:`invskin.models.fast_repose`).
 
     python benchmarks/profile_repose_fast.py --data DATA [--vertices 32768] [--frames 8] \\
         [--pin-coupling spline] [--per-coupling]
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 from bench_repose_fast import fresh_model
 
 from invskin.data.format import load_dataset
-from invskin.models import fast_repose
 from invskin.models.fast_repose import DEFAULT_CHUNK_ROWS, FastReposer
 
 
@@ -48,58 +46,20 @@ def main() -> None:
         fast.repose(vertices, poses)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     if args.per_coupling:
-        per_coupling(fast, vertices, poses)
+        per_coupling(prof, args.frames)
 
 
-def per_coupling(fast: FastReposer, vertices: torch.Tensor, poses: torch.Tensor) -> None:
-    """Wall time per frame of each coupling's two parts and of the grid lookup (one worker)."""
-    labels = {}
-    for pin_name, pin in (("PIN_c", fast.pin_c), ("PIN_d", fast.pin_d)):
-        for i, coupling in enumerate(pin.couplings if pin is not None else []):
-            free = "".join("xyz"[a] for a in coupling.free)
-            labels[id(coupling)] = f"{pin_name} coupling {i} (free {free})"
-    totals: dict[str, float] = defaultdict(float)
-    originals = {name: getattr(fast_repose._FastCoupling, name) for name in ("front_", "back_")}
-
-    def wrap(name):
-        original = originals[name]
-
-        def timed(self, *args, **kwargs):
-            tic = time.perf_counter()
-            result = original(self, *args, **kwargs)
-            totals[f"{labels[id(self)]}: {name.rstrip('_')}"] += time.perf_counter() - tic
-            return result
-
-        return timed
-
-    lookup = FastReposer._blended_transforms
-
-    def timed_lookup(self, *args):
-        tic = time.perf_counter()
-        result = lookup(self, *args)
-        totals["skinning: grid lookup"] += time.perf_counter() - tic
-        return result
-
-    try:
-        for name in originals:
-            setattr(fast_repose._FastCoupling, name, wrap(name))
-        FastReposer._blended_transforms = timed_lookup
-        tic = time.perf_counter()
-        fast.repose(vertices, poses)
-        whole = time.perf_counter() - tic
-    finally:
-        for name, original in originals.items():
-            setattr(fast_repose._FastCoupling, name, original)
-        FastReposer._blended_transforms = lookup
-    frames = poses.shape[0]
-    print(f"per frame, {vertices.shape[0]} vertices, one worker (timers included):")
-    for label, seconds in totals.items():
-        print(f"  {label:40s} {1000 * seconds / frames:8.2f} ms  {100 * seconds / whole:5.1f}%")
-    rest = whole - sum(totals.values())
-    print(
-        f"  {'the rest (LBS blend, copies, Python)':40s} {1000 * rest / frames:8.2f} ms  "
-        f"{100 * rest / whole:5.1f}%"
-    )
+def per_coupling(prof: torch.profiler.profile, frames: int) -> None:
+    """Wall time per frame of each coupling and of the grid lookup: the named ranges
+    :class:`FastReposer` opens under the profiler (one worker, so they add up)."""
+    ranges = {
+        event.key: event.cpu_time_total / 1e3  # microseconds to milliseconds
+        for event in prof.key_averages()
+        if event.key.startswith(("PIN_c coupling", "PIN_d coupling", "skinning grid lookup"))
+    }
+    print("per frame, one worker, profiler on:")
+    for label in sorted(ranges):
+        print(f"  {label:40s} {ranges[label] / frames:8.2f} ms")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def main() -> None:
             back, ok = model.canonicalise(posed, frame, vertices)
             errors.append((back[0] - vertices).norm(dim=-1).masked_fill(~ok[0], float("inf")))
             valid.append(ok[0].float().mean())
-            rel = model._pin_pose(frame)
+            rel = model.pin_pose(frame)
             x_cp = model.pin_c(vertices[None], rel) if model.pin_c is not None else vertices[None]
             skin = field.weights_and_gradients(x_cp)
             dets.append(
@@ -55,8 +55,8 @@ def main() -> None:
             if model.pin_c is not None:
                 pin_errors.append((model.pin_c.inverse(x_cp, rel) - vertices[None]).norm(dim=-1))
             if model.pin_d is not None:
-                y = model._pin_d(posed, frame, inverse=True)
-                pin_errors.append((model._pin_d(y, frame, inverse=False) - posed).norm(dim=-1))
+                y = model.apply_pin_d(posed, frame, inverse=True)
+                pin_errors.append((model.apply_pin_d(y, frame, inverse=False) - posed).norm(dim=-1))
     err = torch.cat(errors).double().numpy()
     det = torch.cat(dets).double().numpy()
     bad = err > 1e-4

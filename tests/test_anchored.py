@@ -145,7 +145,7 @@ def test_model_with_anchored_pin_c_repose_canonicalise_round_trip() -> None:
     transforms = toy_transforms([0.3, 0.6])
     canonical = torch.from_numpy(vertices).float()
     with torch.no_grad():
-        x_cp = model.pin_c(canonical.expand(2, -1, -1), model._pin_pose(transforms))
+        x_cp = model.pin_c(canonical.expand(2, -1, -1), model.pin_pose(transforms))
     assert torch.equal(x_cp, canonical.expand(2, -1, -1))  # the body prior's skin stays put
     # A saved model's table comes back from its weights (built without the faces).
     again = toy_animatable(config)

@@ -257,7 +257,7 @@ def test_heading_frame_keeps_tilt_and_factors_out_yaw() -> None:
     # A pure yaw: the frame is the root's transform, the PINs see the root in its rest pose.
     yawed = root_pose([0.0, 1.1, 0.0])
     assert torch.allclose(model.body_frame(yawed)[0], yawed[0, 0], atol=1e-6)
-    assert torch.allclose(model._pin_pose(yawed)[0, 0], torch.eye(4), atol=1e-6)
+    assert torch.allclose(model.pin_pose(yawed)[0, 0], torch.eye(4), atol=1e-6)
     # Still an exact bijection through both PINs.
     with torch.no_grad():
         for p in model.parameters():
@@ -351,7 +351,7 @@ def test_surface_stretch_is_zero_for_rigid_moves_and_grows_where_the_deformation
         b = transforms.shape[0]
         x_c = on_surface.expand(b, -1, -1)
         if model.pin_c is not None:  # the query's candidates live in x_cp = PIN_c(x_c)
-            x_c = model.pin_c(x_c, model._pin_pose(transforms))
+            x_c = model.pin_c(x_c, model.pin_pose(transforms))
         query = _query_with_roots(x_c.detach())
         return model.surface_stretch(query, transforms, field)
 

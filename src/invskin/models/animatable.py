@@ -314,18 +314,23 @@ class AnimatableModel(nn.Module):
         posed_joint = (root[..., :3, :3] @ joint[:, None])[..., 0] + root[..., :3, 3]
         return make_transform(yaw, posed_joint - (yaw @ joint[:, None])[..., 0])
 
-    def _pin_pose(self, transforms: Tensor, frame: Tensor | None = None) -> Tensor:
-        """The bone transforms relative to the body frame (``frame``, or computed): what the PINs
-        are conditioned on."""
+    def pin_pose(
+        self, transforms: Float[Tensor, "*b j 4 4"], frame: Float[Tensor, "*b 4 4"] | None = None
+    ) -> Float[Tensor, "*b j 4 4"]:
+        """The bone transforms relative to the body frame (``frame``, or :meth:`body_frame` of
+        ``transforms``): the pose both PINs are conditioned on (``pin_c(x, model.pin_pose(T))``)."""
         frame = self.body_frame(transforms) if frame is None else frame
         return invert_rigid(frame)[..., None, :, :] @ transforms
 
-    def _pin_d(self, x: Tensor, transforms: Tensor, inverse: bool) -> Tensor:
-        """PIN_d (or its inverse) in the body frame."""
+    def apply_pin_d(
+        self, x: Float[Tensor, "b n 3"], transforms: Float[Tensor, "b j 4 4"], inverse: bool = False
+    ) -> Float[Tensor, "b n 3"]:
+        """PIN_d (``inverse=False``: ``x_dl -> x_d``) or its inverse, applied in the body frame: the
+        last step of :meth:`deform` and :meth:`repose`, the first of the posed-to-canonical query."""
         assert self.pin_d is not None
         frame = self.body_frame(transforms)
         local = apply_transform(invert_rigid(frame), x)
-        rel = self._pin_pose(transforms, frame)
+        rel = self.pin_pose(transforms, frame)
         local = self.pin_d.inverse(local, rel) if inverse else self.pin_d(local, rel)
         return apply_transform(frame, local)
 
@@ -341,12 +346,12 @@ class AnimatableModel(nn.Module):
         x = x_c
         if self.pin_c is not None:
             code = (
-                code_c if code_c is not None else self.pin_c.encode_pose(self._pin_pose(transforms))
+                code_c if code_c is not None else self.pin_c.encode_pose(self.pin_pose(transforms))
             )
             x = self.pin_c(x, code)
         x = lbs(x, field(x), transforms)
         if self.pin_d is not None:
-            x = self._pin_d(x, transforms, inverse=False)
+            x = self.apply_pin_d(x, transforms, inverse=False)
         return x
 
     def surface_stretch(
@@ -374,7 +379,7 @@ class AnimatableModel(nn.Module):
         )[:, :, 0]
         code_c = None
         if self.pin_c is not None:
-            code_c = self.pin_c.encode_pose(self._pin_pose(transforms))
+            code_c = self.pin_c.encode_pose(self.pin_pose(transforms))
         with torch.no_grad():
             x_c = self.pin_c.inverse(x_cp, code_c) if self.pin_c is not None else x_cp
             h = 0.25 * STRETCH_STEP
@@ -439,7 +444,9 @@ class AnimatableModel(nn.Module):
         """
         field = field if field is not None else self.weight_field()
         b, n, _ = points.shape
-        x_dl = self._pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        x_dl = (
+            self.apply_pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        )
         roots = inverse_lbs(
             x_dl,
             field,
@@ -453,7 +460,7 @@ class AnimatableModel(nn.Module):
         x_cp = implicit_roots(roots, x_dl, field, transforms)  # (B, N, K, 3)
         k = x_cp.shape[2]
         flat = x_cp.reshape(b, n * k, 3)
-        x_c = self.pin_c.inverse(flat, self._pin_pose(transforms)) if self.pin_c else flat
+        x_c = self.pin_c.inverse(flat, self.pin_pose(transforms)) if self.pin_c else flat
         logits = self.shape_logits(x_c, transforms).reshape(b, n, k)
         return PosedQuery(
             logits=logits,
@@ -498,7 +505,7 @@ class AnimatableModel(nn.Module):
         in_use = torch.zeros(b, m, dtype=torch.bool, device=points.device)
         in_use[packed_idx] = True
         x_cp = implicit_points(x_star, target, in_use, field, transforms)
-        x_c = self.pin_c.inverse(x_cp, self._pin_pose(transforms)) if self.pin_c else x_cp
+        x_c = self.pin_c.inverse(x_cp, self.pin_pose(transforms)) if self.pin_c else x_cp
         logits = self.shape_logits(x_c, transforms)  # (B, M)
         pin_c_disp = (x_c - x_cp).square().sum(-1)
         # Every valid candidate reads its representative's packed slot; invalid ones read slot 0.
@@ -533,7 +540,9 @@ class AnimatableModel(nn.Module):
         comes from the canonical surface. Only that root goes through the implicit correction and
         PIN_c^-1.
         """
-        x_dl = self._pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        x_dl = (
+            self.apply_pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        )
         roots = inverse_lbs(
             x_dl,
             field,
@@ -550,7 +559,7 @@ class AnimatableModel(nn.Module):
         x_star = torch.gather(roots.points, 2, best[..., None, None].expand(b, m, 1, 3))[:, :, 0]
         valid = roots.valid.any(-1)
         x_cp = implicit_points(x_star, x_dl, valid, field, transforms)
-        x_c = self.pin_c.inverse(x_cp, self._pin_pose(transforms)) if self.pin_c else x_cp
+        x_c = self.pin_c.inverse(x_cp, self.pin_pose(transforms)) if self.pin_c else x_cp
         return x_c, valid
 
     def photometric(
@@ -694,7 +703,7 @@ class AnimatableModel(nn.Module):
         b = transforms.shape[0]
         code_c = None
         if self.pin_c is not None:
-            code_c = self.pin_c.encode_pose(self._pin_pose(transforms))
+            code_c = self.pin_c.encode_pose(self.pin_pose(transforms))
         out = []
         for part in vertices.split(max(1, chunk // max(b, 1))):
             out.append(self.deform(part.expand(b, -1, -1), transforms, field, code_c))
@@ -716,12 +725,14 @@ class AnimatableModel(nn.Module):
         """
         field = self.weight_field()
         b, v, _ = posed.shape
-        x_dl = self._pin_d(posed, transforms, inverse=True) if self.pin_d is not None else posed
+        x_dl = (
+            self.apply_pin_d(posed, transforms, inverse=True) if self.pin_d is not None else posed
+        )
         every_bone = list(range(self.skeleton.num_bones))
         roots = inverse_lbs(x_dl, field, transforms, every_bone, max_steps=100, cvg_thresh=1e-6)
         k = roots.points.shape[2]
         flat = roots.points.reshape(b, v * k, 3)
-        x_c = self.pin_c.inverse(flat, self._pin_pose(transforms)) if self.pin_c else flat
+        x_c = self.pin_c.inverse(flat, self.pin_pose(transforms)) if self.pin_c else flat
         x_c = x_c.reshape(b, v, k, 3)
         dist = (x_c - reference[None, :, None]).norm(dim=-1).masked_fill(~roots.valid, float("inf"))
         best = dist.argmin(-1)

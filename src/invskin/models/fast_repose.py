@@ -41,6 +41,10 @@ What is restructured (the numbers are the same up to rounding):
   interpreter lock inside them): no fork-join barrier per small operation, which on a shared,
   oversubscribed machine costs more than the operation.
 
+Under :mod:`torch.profiler`, each coupling (``PIN_c coupling i``, ``PIN_d coupling i``, and
+``PIN_c coupling 0, pose-free part``) and the ``skinning grid lookup`` show as named ranges
+(``python -m benchmarks profile-repose --per-coupling`` reads them).
+
 Conventions as :mod:`invskin.models.animatable`: vertices ``(V, 3)`` canonical, transforms
 ``(B, J, 4, 4)`` canonical-to-posed, output ``(B, V, 3)`` posed. Shape legend: ``B`` frames, ``V``
 vertices, ``J`` bones, ``R`` rows (vertices of a chunk), ``H`` conditioner width, ``P`` projection
@@ -50,12 +54,14 @@ width, ``f`` Fourier features.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from invskin.geometry import invert_rigid
 from invskin.models.animatable import AnimatableModel
@@ -125,6 +131,17 @@ def _knot_matrix(bins: int, bound: float, like: Tensor) -> Tensor:
     out[:, :bins] = width * (1.0 - SPLINE_MIN_BIN * bins) * torch.ones(bins + 1, bins).tril(-1)
     out[:, bins] = -bound + width * SPLINE_MIN_BIN * torch.arange(bins + 1, dtype=like.dtype)
     return out.to(like.device)
+
+
+def pytorch_spline(bins: int, bound: float, like: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """The fast path's PyTorch spline (:func:`_spline`, what reposing runs where the C kernel is not
+    available) as a function ``(x, raw) -> y`` on feature-major inputs like ``like``: ``x`` the
+    ``F`` free coordinates ``(F, R)``, ``raw`` their ``bins``-bin parameters ``(F, 3 bins - 1,
+    R)``, on ``[-bound, bound]``; its knot matrix and buffers are made once, here. The same as
+    :func:`invskin.nets.pin.rational_quadratic` (forward, no log-det) to float32 rounding."""
+    knots = _knot_matrix(bins, bound, like)
+    work = _Workspace(like.shape[-1], like)
+    return lambda x, raw: _spline(x, raw, knots, bound, work)
 
 
 def _augmented(weight: Tensor, bias: Tensor) -> Tensor:
@@ -432,7 +449,7 @@ class FastReposer:
         frames = transforms.shape[0]
         vertices = vertices.to(self.grid)
         transforms = transforms.to(self.grid)
-        rel = model._pin_pose(transforms)
+        rel = model.pin_pose(transforms)
         tables_c = self.pin_c.frame_tables(rel) if self.pin_c is not None else []
         tables_d = self.pin_d.frame_tables(rel) if self.pin_d is not None else []
         bones = transforms
@@ -484,7 +501,8 @@ class FastReposer:
         canonical = [part[:, k].contiguous() for k in range(3)]
         if self.pin_c is not None:  # its first coupling does not depend on the pose
             first_coupling = self.pin_c.couplings[0]
-            pre0, attention0 = first_coupling.front_(canonical, work)
+            with record_function("PIN_c coupling 0, pose-free part"):
+                pre0, attention0 = first_coupling.front_(canonical, work)
             pre0 = pre0.clone()
             attention0 = None if attention0 is None else attention0.clone()
         for b in range(plan.blended_grids.shape[0]):
@@ -493,10 +511,13 @@ class FastReposer:
                 pre = work.get("pre", pre0.shape[0] - 1)
                 pre.copy_(pre0)
                 tables = [None if t is None else t[b] for t in plan.tables_c]
-                first_coupling.back_(cols, pre, attention0, tables[0], work)
-                for coupling, table in zip(self.pin_c.couplings[1:], tables[1:]):
-                    coupling.apply_(cols, table, work)
-            blended = self._blended_transforms(cols, plan.blended_grids[b])  # (12, R)
+                with record_function("PIN_c coupling 0"):
+                    first_coupling.back_(cols, pre, attention0, tables[0], work)
+                for i, (coupling, table) in enumerate(zip(self.pin_c.couplings[1:], tables[1:])):
+                    with record_function(f"PIN_c coupling {i + 1}"):
+                        coupling.apply_(cols, table, work)
+            with record_function("skinning grid lookup"):
+                blended = self._blended_transforms(cols, plan.blended_grids[b])  # (12, R)
             cols = [
                 torch.addcmul(blended[4 * k + 3], blended[4 * k], cols[0])
                 .addcmul_(blended[4 * k + 1], cols[1])
@@ -505,8 +526,9 @@ class FastReposer:
             ]
             if self.pin_d is not None:
                 assert plan.root_rows is not None
-                for coupling, table in zip(self.pin_d.couplings, plan.tables_d):
-                    coupling.apply_(cols, None if table is None else table[b], work)
+                for i, (coupling, table) in enumerate(zip(self.pin_d.couplings, plan.tables_d)):
+                    with record_function(f"PIN_d coupling {i}"):
+                        coupling.apply_(cols, None if table is None else table[b], work)
                 root = plan.root_rows[b]
                 out[b, start : start + n] = torch.addmm(
                     root[:, 3:], root[:, :3], torch.stack(cols)
