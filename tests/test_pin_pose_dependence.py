@@ -1,6 +1,6 @@
-"""The PIN pose-dependence diagnostic (benchmarks/pin_pose_dependence.py) follows the model's own chain."""
+"""The PIN pose-dependence diagnostic (``python -m benchmarks pin-pose-dependence``) follows the
+model's own chain; ``pin-capacity``'s occupancy fit trains the PINs alone."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,19 +9,19 @@ import torch
 from test_model import toy_model
 from toy_data import toy_body, toy_transforms
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pin_pose_dependence.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # it imports its sibling deformation_check
-    spec = importlib.util.spec_from_file_location("pin_pose_dependence", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _benchmark(monkeypatch, name: str):
+    """The module of benchmark ``name`` (``python -m benchmarks NAME``)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import benchmarks
+
+    return benchmarks.load(name)
 
 
 def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary(monkeypatch) -> None:
-    script = _script(monkeypatch)
+    script = _benchmark(monkeypatch, "pin-pose-dependence")
     torch.manual_seed(0)
     model = toy_model("ins", perturb=True).eval()
     vertices = torch.from_numpy(toy_body()[0]).float()
@@ -42,15 +42,12 @@ def test_chain_ends_where_repose_does_and_a_fixed_offset_does_not_vary(monkeypat
 
 
 def test_pin_capacity_occupancy_fit_trains_the_pins_alone(monkeypatch, tmp_path) -> None:
-    # benchmarks/pin_capacity.py --fit pins-occupancy: the PINs move, the skinning field and the
+    # python -m benchmarks pin-capacity --fit pins-occupancy: the PINs move, the skinning field and the
     # shape network stay exactly as they were.
     from invskin.data.format import load_dataset
     from toy_data import make_toy_dataset
 
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("pin_capacity", SCRIPT.parent / "pin_capacity.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _benchmark(monkeypatch, "pin-capacity")
     dataset = load_dataset(make_toy_dataset(tmp_path / "toy"))
     torch.manual_seed(0)
     model = toy_model("ins", perturb=True)
