@@ -136,6 +136,24 @@ def test_colour_loss_reaches_the_field_the_skinning_and_the_pins() -> None:
         assert grads and sum(float(g.abs().sum()) for g in grads) > 0, type(part).__name__
 
 
+def test_colour_can_be_kept_off_the_skinning() -> None:
+    torch.manual_seed(1)
+    config = replace(method_config("ins", SMALL), use_pin_d=False, colour_moves_skinning=False)
+    model = toy_animatable(config)
+    with torch.no_grad():
+        for grid in model.colour.levels:
+            grid.normal_()
+    batch, transforms, _ = _lit_batch(model, torch.tensor([1.0, 1.0]))
+    noisy = ColourBatch(batch.points, (batch.colours + 0.1 * torch.randn_like(batch.colours)))
+    model.photometric(noisy, transforms, model.weight_field())["colour"].backward()
+    moved = {
+        name: sum(float(p.grad.abs().sum()) for p in part.parameters() if p.grad is not None)
+        for name, part in (("colour", model.colour), ("skinning", model.skinning),
+                           ("pin_c", model.pin_c))
+    }  # fmt: skip
+    assert moved["colour"] > 0 and moved["pin_c"] > 0 and moved["skinning"] == 0, moved
+
+
 def test_colour_preset_and_switching_losses_off() -> None:
     preset = make_preset("cpu-quick", "ins", signal="colour")
     assert preset.model.colour_field and preset.model.pin_c_coupling == "anchored"

@@ -558,7 +558,10 @@ class AnimatableModel(nn.Module):
             best = distance.argmin(-1)
         x_star = torch.gather(roots.points, 2, best[..., None, None].expand(b, m, 1, 3))[:, :, 0]
         valid = roots.valid.any(-1)
-        x_cp = implicit_points(x_star, x_dl, valid, field, transforms)
+        if self.config.colour_moves_skinning or self.pin_c is None:
+            x_cp = implicit_points(x_star, x_dl, valid, field, transforms)
+        else:  # the root as a constant: the photometric gradient reaches PIN_c, not the skinning
+            x_cp = x_star.detach()
         x_c = self.pin_c.inverse(x_cp, self.pin_pose(transforms)) if self.pin_c else x_cp
         return x_c, valid
 

@@ -98,6 +98,10 @@ class ModelConfig:
     """Learn a canonical colour field beside the shape (:class:`invskin.nets.colour_field.ColourField`),
     trained by the photometric loss on coloured scans (``AnimatableModel.losses``, ``colour=``) and
     painted on the extracted mesh."""
+    colour_moves_skinning: bool = True
+    """The photometric loss moves the skinning field too (through the implicit correction of the
+    canonical roots); False: with PIN_c, only PIN_c (and the colour field) learn from colour, so
+    colour cannot pull the skin."""
     pin_d_body_margin: float = 0.0
     """With a positive margin (metres), the loss ``pin_d_body_displacement`` is computed: PIN_d's
     squared displacement at the posed samples that have a valid canonical candidate within the
