@@ -128,7 +128,7 @@ def invskin(*args: str) -> subprocess.CompletedProcess:
 def pipeline(name: str, src: Path, work: Path, steps: int | None) -> dict:
     data, run, glb = work / "data" / name, work / "runs" / name, work / "export" / f"{name}.glb"
     record: dict = {"file": src.name}
-    if not (data / "manifest.json").is_file():
+    if not (data / "invskin-dataset.json").is_file():
         invskin("import", "gltf", "--src", src, "--out", data)
     dataset = load_dataset(data)
     prior = dataset.prior.vertices.numpy()
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         result["characters"][name] = record
         print(json.dumps(record, indent=1), flush=True)
-    if (args.work / "data" / "CesiumMan" / "manifest.json").is_file():
+    if (args.work / "data" / "CesiumMan" / "invskin-dataset.json").is_file():
         result["angles"] = [
             attempt(angles_bvh_on_cesiumman, args.bvh, args.work),
             attempt(angles_amass_on_anny, args.amass, args.bvh, args.work),

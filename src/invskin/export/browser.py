@@ -259,7 +259,7 @@ def screenshot_glb(
             shot = folder / "shot.png"
             if realtime:
                 title = _devtools_screenshot(
-                    chromium, f"http://127.0.0.1:{port}/index.html", shot, size, timeout, folder
+                    chromium, f"http://127.0.0.1:{port}/index.html", shot, size, timeout
                 )
                 result = None
             else:
@@ -300,9 +300,7 @@ def screenshot_glb(
     return BrowserResult(title, png)
 
 
-def _devtools_screenshot(
-    chromium: str, url: str, png: Path, size: int, timeout: float, folder: Path
-) -> str:
+def _devtools_screenshot(chromium: str, url: str, png: Path, size: int, timeout: float) -> str:
     """Open ``url`` in headless Chromium driven through the DevTools protocol; poll the page's
     title in real time until it starts with ``loaded`` or ``error`` (or ``timeout`` passes), then
     save a ``size`` x ``size`` screenshot to ``png``. Returns the last title."""
@@ -313,6 +311,8 @@ def _devtools_screenshot(
     from websockets.sync.client import connect
 
     port = _free_port()
+    # Chromium's helper processes may still write its profile while it shuts down.
+    profile = tempfile.TemporaryDirectory(prefix="invskin-chromium-", ignore_cleanup_errors=True)
     browser = subprocess.Popen(
         [
             chromium,
@@ -323,7 +323,7 @@ def _devtools_screenshot(
             "--hide-scrollbars",
             f"--window-size={size},{size}",
             f"--remote-debugging-port={port}",
-            f"--user-data-dir={folder / 'profile'}",
+            f"--user-data-dir={profile.name}",
             "about:blank",
         ],
         stdout=subprocess.DEVNULL,
@@ -372,6 +372,7 @@ def _devtools_screenshot(
             browser.wait(timeout=10)
         except subprocess.TimeoutExpired:
             browser.kill()
+        profile.cleanup()
 
 
 def _wait_for(port: int, tries: int = 100) -> None:
