@@ -1,6 +1,8 @@
 """Train and evaluate one method under a named variant of a preset.
 
-The ablations of docs/results.md and the variants of docs/experiments.md:
+The ablations of docs/results.md and the variants of docs/experiments.md (the surface-stretch
+variants, ``stretch*``, are no longer here: the loss was removed from the model, and
+docs/experiments.md keeps what they measured):
 
     python benchmarks/ablation.py --data DATA --runs RUNS --variant NAME --method ins --seed 0
 
@@ -53,11 +55,6 @@ OLD: dict[str, Any] = {
 }
 
 
-def _after_warmup(weight: float):
-    """A loss off over the warm-up (30%), rising to ``weight`` over the next 10%."""
-    return lambda total: Ramp(0.0, weight, begin=int(0.3 * total), finish=int(0.4 * total))
-
-
 def _pins_after_warmup(total: int, scale: float = 1.0) -> dict[str, Ramp]:
     """The PINs' learning-rate scale: 0.1 over the warm-up (30%), then up to ``scale`` by 40%."""
     return {"pin": Ramp(0.1, scale, begin=int(0.3 * total), finish=int(0.4 * total))}
@@ -76,14 +73,6 @@ PIN_LATE: dict[str, Any] = {
     "pin_coupling": "affine",
     "train": {"lr_scale_ramps": _pins_after_warmup},
 }
-# The surface-stretch hinge (tolerance 10%) after the warm-up, weight 10.
-STRETCH: dict[str, Any] = {
-    "pin_coupling": "affine",
-    "surface_stretch": 0.1,
-    "losses": {"surface_stretch": _after_warmup(10.0)},
-}
-# Stretch charged only on clothing (beyond 2 cm of the body prior's vertices), tolerance 2%.
-CLOTH: dict[str, Any] = {"surface_stretch": 0.02, "surface_stretch_body_margin": 0.02}
 
 
 # The preset before spline couplings (affine couplings).
@@ -99,23 +88,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "v3": V3,
     "v3-disp1": {**OLD, **V2, **DIFFUSED},
     "pin-late": PIN_LATE,
-    "stretch": STRETCH,
-    "stretch-pin-late": {**STRETCH, **PIN_LATE},
-    # The PINs at 0.3 of the learning rate after the warm-up.
-    "stretch-pin-late-0.3": {
-        **STRETCH,
-        "train": {"lr_scale_ramps": lambda total: _pins_after_warmup(total, 0.3)},
-    },
-    "stretch-cloth-pin-late": {**STRETCH, **PIN_LATE, **CLOTH},
-    # The same, PIN_c's displacement on the skin charged 1000 (a 1 cm shift costs 0.1).
-    "stretch-cloth-pin-late-hold": {
-        **STRETCH,
-        **PIN_LATE,
-        **CLOTH,
-        "losses": {**STRETCH["losses"], "pin_c_body_displacement": Ramp(1000.0, 1000.0)},
-    },
-    # The stretch loss's gradient moving posed points only along the surface.
-    "stretch-tan-pin-late": {**STRETCH, **PIN_LATE, "surface_stretch_tangential": True},
     # The PINs' couplings as monotone splines of the free coordinate (`v3` with spline couplings,
     # which the cpu-quick preset then took).
     "spline": {**V3, "pin_coupling": "spline"},
@@ -144,9 +116,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # Variants defined before the prior was held, which ran with the prior fading (``_prior_fading``):
 # they keep it, whatever today's preset does.
 FADING_PRIOR_VARIANTS = (
-    "old", "v2", "diffused", "v3", "v3-disp1", "pin-late", "stretch", "stretch-pin-late",
-    "stretch-pin-late-0.3", "stretch-cloth-pin-late", "stretch-cloth-pin-late-hold",
-    "stretch-tan-pin-late", "spline", "spline-32", "fine-skinning",
+    "old", "v2", "diffused", "v3", "v3-disp1", "pin-late", "spline", "spline-32", "fine-skinning",
 )  # fmt: skip
 
 

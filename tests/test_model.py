@@ -10,9 +10,8 @@ import torch
 from invskin.data.format import load_dataset
 from invskin.evaluation.evaluate import evaluate_run
 from invskin.export.glb import read_glb_frames
-from invskin.geometry import axis_angle_to_matrix, make_transform
 from invskin.mesh.io import load_mesh
-from invskin.models.animatable import AnimatableModel, PosedQuery, tangential_gradient
+from invskin.models.animatable import AnimatableModel
 from invskin.models.config import METHODS, ModelConfig, method_config
 from invskin.runs.folder import load_run
 from invskin.runs.pipeline import repose_run
@@ -314,84 +313,6 @@ def test_canonicalise_starts_from_every_bone_not_only_the_training_subset() -> N
     assert (back - v).norm(dim=-1)[valid].max() < 1e-4
 
 
-def _query_with_roots(roots: torch.Tensor) -> PosedQuery:
-    """A query whose only (valid) candidate of each sample is ``roots`` (B, N, 3); the rest zero."""
-    candidates = roots[:, :, None]
-    valid = torch.ones(candidates.shape[:3], dtype=torch.bool)
-    zeros = torch.zeros(candidates.shape[:3])
-    return PosedQuery(zeros, valid, zeros, zeros[..., 0], candidates, valid.float())
-
-
-def _points_on_the_shape(model: AnimatableModel, count: int) -> torch.Tensor:
-    """Points on the canonical shape's zero level set, by bisection along rays from the blob."""
-    torch.manual_seed(5)
-    directions = torch.nn.functional.normalize(torch.randn(count, 3), dim=-1)
-    centre = model.shape.blob_center
-    lo, hi = torch.zeros(count), torch.full((count,), 2.0)
-    with torch.no_grad():
-        assert (model.shape_logits((centre + hi[:, None] * directions)[None]) < 0).all()
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            inside = model.shape_logits((centre + mid[:, None] * directions)[None])[0] > 0
-            lo, hi = torch.where(inside, mid, lo), torch.where(inside, hi, mid)
-    return centre + lo[:, None] * directions
-
-
-@pytest.mark.parametrize("method", ["snarf-nc", "ins"])
-def test_surface_stretch_is_zero_for_rigid_moves_and_grows_where_the_deformation_stretches(
-    method: str,
-) -> None:
-    torch.manual_seed(3)
-    model = toy_model(method, perturb=method == "ins")
-    model.config = replace(model.config, surface_stretch=0.0)
-    on_surface = _points_on_the_shape(model, 64)
-    field = model.weight_field()
-
-    def stretch(transforms: torch.Tensor) -> torch.Tensor:
-        b = transforms.shape[0]
-        x_c = on_surface.expand(b, -1, -1)
-        if model.pin_c is not None:  # the query's candidates live in x_cp = PIN_c(x_c)
-            x_c = model.pin_c(x_c, model.pin_pose(transforms))
-        query = _query_with_roots(x_c.detach())
-        return model.surface_stretch(query, transforms, field)
-
-    rotation = axis_angle_to_matrix(torch.tensor([0.3, -1.1, 0.4]))
-    rigid = make_transform(rotation, torch.tensor([0.2, 0.1, -0.3])).expand(1, 3, 4, 4)
-    bent = toy_transforms([1.2])
-    if model.pin_c is None:
-        # LBS with one rigid transform for every bone moves the surface rigidly: nothing to charge.
-        assert float(stretch(rigid)) < 1e-8
-        assert float(stretch(torch.eye(4).expand(1, 3, 4, 4))) < 1e-8
-    # A bent joint stretches the skin on its outer side and squeezes it on the inner side.
-    loss = stretch(bent)
-    assert float(loss) > 1e-4
-    loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.skinning.parameters())
-    for pin in (model.pin_c, model.pin_d):
-        if pin is not None:
-            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pin.parameters())
-    # With a tolerance above every stretch there is nothing to charge.
-    model.config = replace(model.config, surface_stretch=10.0)
-    assert float(stretch(bent)) == 0.0
-
-
-def test_tangential_gradient_keeps_values_and_drops_the_normal_part() -> None:
-    torch.manual_seed(4)
-    base = torch.randn(5, 3, dtype=torch.float64)
-    t1 = torch.nn.functional.normalize(torch.randn(5, 3, dtype=torch.float64), dim=-1)
-    t2 = torch.linalg.cross(t1, torch.randn(5, 3, dtype=torch.float64))
-    t2 = torch.nn.functional.normalize(t2, dim=-1)
-    normal = torch.linalg.cross(t1, t2)
-    steps = torch.stack([torch.zeros_like(t1), t1, (t1 + t2) / 2**0.5, t2], dim=1)
-    posed = (base[:, None] + 0.01 * steps).requires_grad_(True)
-    out = tangential_gradient(posed)
-    assert torch.equal(out, posed)
-    pull = torch.randn(5, 4, 3, dtype=torch.float64)
-    (out * pull).sum().backward()
-    expected = pull - (pull * normal[:, None]).sum(-1, keepdim=True) * normal[:, None]
-    torch.testing.assert_close(posed.grad, expected)
-
-
 def test_learning_rate_scale_ramps_follow_the_step_and_survive_json() -> None:
     model = toy_model("ins")
     ramp = Ramp(0.1, 1.0, begin=30, finish=40)
@@ -410,33 +331,9 @@ def test_learning_rate_scale_ramps_follow_the_step_and_survive_json() -> None:
     assert {g["name"]: g["lr"] for g in optimiser.param_groups}["pin"] == pytest.approx(1e-4)
 
 
-def test_surface_stretch_body_margin_leaves_the_skin_out() -> None:
-    # Points on the fresh shape's surface lie at known distances from the body prior's vertices: a
-    # margin below the nearest of them charges every point (as no margin does), one beyond the
-    # farthest charges none.
-    torch.manual_seed(3)
-    model = toy_model("snarf-nc")
-    on_surface = _points_on_the_shape(model, 64)
-    distance = torch.cdist(on_surface, model.prior_vertices).min(-1).values
-    bent = toy_transforms([1.2])
-
-    def stretch(margin: float) -> float:
-        model.config = replace(
-            model.config, surface_stretch=0.0, surface_stretch_body_margin=margin
-        )
-        query = _query_with_roots(on_surface[None])
-        torch.manual_seed(6)  # the same random tangent orientations every time
-        return float(model.surface_stretch(query, bent, model.weight_field()))
-
-    everywhere = stretch(0.0)
-    assert everywhere > 1e-4
-    assert stretch(0.9 * float(distance.min())) == pytest.approx(everywhere)
-    assert stretch(1.1 * float(distance.max())) == 0.0
-
-
-def _losses_by_margin(margin_field: str, **fixed):
+def _losses_by_margin(margin_field: str):
     """A perturbed toy ins model, one batch, and ``losses(margin)``: its losses with the config
-    field ``margin_field`` set to ``margin`` and the fields ``fixed`` set as given."""
+    field ``margin_field`` set to ``margin``."""
     torch.manual_seed(7)
     model = toy_model("ins", perturb=True)
     transforms = toy_transforms([0.2, 0.6])
@@ -444,23 +341,11 @@ def _losses_by_margin(margin_field: str, **fixed):
     occupancy = (points[..., [0, 2]].norm(dim=-1) < 0.12).float()
 
     def losses(margin: float) -> dict[str, torch.Tensor]:
-        model.config = replace(model.config, **fixed, **{margin_field: margin})
+        model.config = replace(model.config, **{margin_field: margin})
         torch.manual_seed(8)
         return model.losses(points, occupancy, transforms, step=0)
 
     return model, points, transforms, losses
-
-
-def test_pin_c_body_displacement_counts_the_candidates_on_the_skin() -> None:
-    _, _, _, losses = _losses_by_margin("surface_stretch_body_margin", surface_stretch=0.1)
-
-    assert "pin_c_body_displacement" not in losses(0.0)
-    everything = losses(100.0)  # every candidate lies within 100 m of the body
-    assert float(everything["pin_c_displacement"]) > 0
-    torch.testing.assert_close(
-        everything["pin_c_body_displacement"], everything["pin_c_displacement"]
-    )
-    assert float(losses(1e-9)["pin_c_body_displacement"]) == 0.0  # no candidate is that close
 
 
 def test_pin_d_body_displacement_counts_the_samples_with_a_root_on_the_skin() -> None:

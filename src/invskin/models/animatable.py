@@ -75,13 +75,6 @@ FOLD_MARGIN = 0.2
 """The skinning Jacobian's determinant is pushed above this at the canonical roots of samples."""
 FOLD_POINTS = 256
 """Samples per frame whose canonical roots are checked for folds each step."""
-STRETCH_POINTS = 128
-"""Samples per frame whose canonical roots are checked for surface stretch each step."""
-STRETCH_STEP = 0.01
-"""Metres along the canonical surface over which the surface stretch is measured."""
-STRETCH_BAND = 0.01
-"""Canonical roots farther than this (metres, first-order distance) from the surface are not
-checked for stretch."""
 PRIOR_LOGIT_EPS = 1e-4
 """Residual skinning starts from ``log(w_prior + eps)``: a bone absent from the prior at a node
 starts about 9 logits below the prior's bones."""
@@ -103,22 +96,6 @@ class PosedQuery:
     multiplicity: Float[Tensor, "b n k"]
     """How many valid candidates each candidate stands for: 1 per valid candidate (reference
     path); on the fast path a distinct root counts its duplicates and a duplicate counts 0."""
-
-
-def tangential_gradient(posed: Float[Tensor, "*b 4 3"]) -> Float[Tensor, "*b 4 3"]:
-    """The same points, whose gradient keeps only its part along the surface.
-
-    ``posed[..., 0, :]`` is a point of the surface and ``posed[..., 1:, :]`` points stepped along it
-    in three directions (0, 45 and 90 degrees); the surface normal there is the cross product of
-    the first and last steps. The gradient reaching each of the four points loses its component
-    along that normal (which is held fixed).
-    """
-    normal = torch.linalg.cross(
-        posed[..., 1, :] - posed[..., 0, :], posed[..., 3, :] - posed[..., 0, :]
-    )
-    normal = (normal / normal.norm(dim=-1, keepdim=True).clamp(min=1e-12)).detach()[..., None, :]
-    along = ((posed - posed.detach()) * normal).sum(-1, keepdim=True)  # zero, with a gradient
-    return posed - along * normal
 
 
 def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:
@@ -353,63 +330,6 @@ class AnimatableModel(nn.Module):
         if self.pin_d is not None:
             x = self.apply_pin_d(x, transforms, inverse=False)
         return x
-
-    def surface_stretch(
-        self, query: PosedQuery, transforms: Float[Tensor, "b j 4 4"], field: SkinningGrid
-    ) -> Tensor:
-        """Hinge on how much the deformation stretches the canonical surface along itself.
-
-        At the first valid canonical root of each of the first ``STRETCH_POINTS`` samples per frame
-        (mapped back to ``x_c``), if the shape's first-order distance ``|logit| / |grad logit|`` is
-        under ``STRETCH_BAND``, three directions in the surface's tangent plane (normal: the shape's
-        finite-difference gradient; a random orientation per point, then 0, 45 and 90 degrees) are
-        stepped ``STRETCH_STEP`` along and deformed; each direction's length ratio ``s`` costs
-        ``relu(|s - 1| - tolerance)^2``. Mean over the checked directions. Only points farther than
-        ``surface_stretch_body_margin`` from the body prior's nearest vertex count. With
-        ``surface_stretch_tangential`` its gradient moves the posed points only along the posed
-        surface.
-        """
-        tolerance = self.config.surface_stretch
-        assert tolerance is not None
-        valid = query.valid[:, :STRETCH_POINTS]  # (B, P, K)
-        b, p, _ = valid.shape
-        first = valid.float().argmax(-1)  # first valid candidate (0 where none is valid)
-        x_cp = torch.gather(
-            query.candidates[:, :STRETCH_POINTS], 2, first[..., None, None].expand(b, p, 1, 3)
-        )[:, :, 0]
-        code_c = None
-        if self.pin_c is not None:
-            code_c = self.pin_c.encode_pose(self.pin_pose(transforms))
-        with torch.no_grad():
-            x_c = self.pin_c.inverse(x_cp, code_c) if self.pin_c is not None else x_cp
-            h = 0.25 * STRETCH_STEP
-            eye = torch.eye(3, device=x_c.device, dtype=x_c.dtype)
-            probes = torch.cat(
-                [x_c[:, :, None] + h * eye, x_c[:, :, None] - h * eye, x_c[:, :, None]], dim=2
-            )
-            values = self.shape_logits(probes.reshape(b, p * 7, 3), transforms).reshape(b, p, 7)
-            grad = (values[..., :3] - values[..., 3:6]) / (2 * h)
-            logit = values[..., 6]
-            norm = grad.norm(dim=-1).clamp(min=1e-6)
-            near = valid.any(-1) & (logit.abs() / norm < STRETCH_BAND)
-            margin = self.config.surface_stretch_body_margin
-            if margin > 0:
-                near = near & (self._prior_vertex_lookup().query(x_c)[0] > margin)
-            normal = grad / norm[..., None]
-            helper = torch.randn_like(normal)
-            t1 = torch.linalg.cross(normal, helper)
-            t1 = t1 / t1.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-            t2 = torch.linalg.cross(normal, t1)
-            directions = torch.stack([t1, (t1 + t2) / 2**0.5, t2], dim=2)  # (B, P, 3, 3)
-            stepped = x_c[:, :, None] + STRETCH_STEP * directions
-        points = torch.cat([x_c[:, :, None], stepped], dim=2).reshape(b, p * 4, 3)
-        posed = self.deform(points, transforms, field, code_c).reshape(b, p, 4, 3)
-        if self.config.surface_stretch_tangential:
-            posed = tangential_gradient(posed)
-        ratio = (posed[:, :, 1:] - posed[:, :, :1]).norm(dim=-1) / STRETCH_STEP  # (B, P, 3)
-        cost = torch.relu((ratio - 1).abs() - tolerance).square()
-        weight = near[..., None].to(cost.dtype).expand_as(cost)
-        return (cost * weight).sum() / weight.sum().clamp(min=1.0)
 
     # ----------------------------------------------------------------------------- shape
     def shape_logits(
@@ -657,20 +577,8 @@ class AnimatableModel(nn.Module):
             jac = lbs_jacobian(roots, skin.weights, skin.gradients, transforms[frame])[:, 0]
             fold = torch.relu(FOLD_MARGIN - torch.linalg.det(jac)) * count[frame, point, cand]
             losses["lbs_fold"] = fold.sum() / count.numel()
-        if self.config.surface_stretch is not None:
-            losses["surface_stretch"] = self.surface_stretch(query, transforms, field)
-        margin = self.config.surface_stretch_body_margin
-        pin_c_body = (
-            self.pin_c is not None and self.config.surface_stretch is not None and margin > 0
-        )
-        pin_d_body = self.pin_d is not None and self.config.pin_d_body_margin > 0
-        if pin_c_body or pin_d_body:  # each candidate's distance to the skin, queried once
+        if self.pin_d is not None and self.config.pin_d_body_margin > 0:
             skin = self._prior_vertex_lookup().query(query.candidates)[0]
-        if pin_c_body:
-            # PIN_c's displacement where the skin is (within the margin of the body prior), apart.
-            on_body = (skin <= margin) & query.valid
-            losses["pin_c_body_displacement"] = _masked_mean(query.pin_c_displacement, on_body)
-        if pin_d_body:
             # PIN_d's displacement at posed samples one of whose valid roots is on the skin.
             near = (skin <= self.config.pin_d_body_margin) & query.valid
             losses["pin_d_body_displacement"] = _masked_mean(query.pin_d_displacement, near.any(-1))

@@ -81,19 +81,6 @@ class ModelConfig:
     and splines in the gaps beside it, so PIN_c moves cloth and leaves the skin where it is."""
     pin_spline_bins: int = 16
     """Bins of a ``spline`` coupling over [-1.5, 1.5] m."""
-    surface_stretch: float | None = None
-    """Tolerance of the surface-stretch loss (``AnimatableModel.losses``): the whole deformation
-    (PIN_c, LBS, PIN_d) may stretch or shrink the canonical surface along it by this fraction
-    before it is penalised; None computes no such loss."""
-    surface_stretch_tangential: bool = False
-    """The surface-stretch loss moves the posed points only along the posed surface (its gradient
-    with respect to each posed point is projected onto the surface's tangent plane), so it decides
-    where material sits on the surface and leaves where the surface is to the occupancy loss."""
-    surface_stretch_body_margin: float = 0.0
-    """The surface-stretch loss is charged only at canonical points farther than this (metres) from
-    the nearest vertex of the body prior: clothing away from the skin (0: everywhere). With a
-    margin, the loss ``pin_c_body_displacement`` (PIN_c's squared displacement at the candidates
-    within the margin) is also computed, so a schedule can hold the skin still."""
     colour_field: bool = False
     """Learn a canonical colour field beside the shape (:class:`invskin.nets.colour_field.ColourField`),
     trained by the photometric loss on coloured scans (``AnimatableModel.losses``, ``colour=``) and
@@ -113,13 +100,25 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
-        """A configuration saved by :meth:`to_json`. Settings that no longer exist are dropped
-        where they hold the only value they could act with (:data:`RETIRED_SETTINGS`); any other
-        unknown setting is refused with its name."""
+        """A configuration saved by :meth:`to_json`.
+
+        Settings that no longer exist (:data:`RETIRED_SETTINGS`) are dropped where they hold the
+        one value the model of today still means (the setting off); a saved configuration that
+        switched one on is refused with its name, since this invskin cannot build that model. Any
+        other unknown setting is refused with its name too.
+        """
         data = dict(data)
         for key, value in RETIRED_SETTINGS.items():
-            if key in data and data[key] == value:
-                del data[key]
+            if key not in data:
+                continue
+            if data[key] != value:
+                raise ValueError(
+                    f"the saved model configuration sets {key} = {data[key]!r}, a setting this "
+                    f"invskin no longer has (only {key} = {value!r} still loads): train the model "
+                    "again with this version, or load the run with an invskin version that still "
+                    f"has {key}"
+                )
+            del data[key]
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(
@@ -133,10 +132,17 @@ class ModelConfig:
         return cls(**data)
 
 
-RETIRED_SETTINGS: dict[str, Any] = {"pin_fourier_frequencies": 4, "pin_pooled_pose": True}
+RETIRED_SETTINGS: dict[str, Any] = {
+    "pin_fourier_frequencies": 4,
+    "pin_pooled_pose": True,
+    "surface_stretch": None,
+    "surface_stretch_tangential": False,
+    "surface_stretch_body_margin": 0.0,
+}
 """Settings a saved configuration may still hold, with the one value they could have and still
 mean the model of today: four Fourier frequencies of the PINs' fixed coordinates, and the pooled
-whole-pose code in their conditioners (docs/method.md)."""
+whole-pose code in their conditioners (docs/method.md); the surface-stretch loss off (its
+tolerance None, not tangential, no body margin: docs/experiments.md, "The surface-stretch loss")."""
 
 
 def method_config(method: str, base: ModelConfig | None = None) -> ModelConfig:
