@@ -4,8 +4,8 @@
    the same training frames as ``default`` but only the one held-out motion the demo shows
    (``run``), so no time goes into frames nobody looks at;
 2. train ``ins`` and ``snarf-nc`` with the ``cpu-quick`` preset, side by side in two processes
-   (each with half the cores; ``parallel=False`` trains them one after the other), or reuse
-   finished runs;
+   (each with half the cores, the last one running on with all of them; ``parallel=False``
+   trains them one after the other), or reuse finished runs;
 3. extract each canonical mesh once, paint a texture on it (a UV checker projected from the front)
    and repose it through the held-out motion: a PLY per frame with vertex colours and a GLB with
    ``COLOR_0``;
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,10 +109,9 @@ def train_side_by_side(
     data: Path, runs: dict[str, Path], preset: str, steps: int | None, seed: int
 ) -> None:
     """Train several methods at once, one ``invskin train`` process each with an equal share of
-    the cores (``OMP_NUM_THREADS``), so both cores stay busy through the whole run instead of one
-    method's small batches being split over two threads; whether this beats training them one
-    after the other on an idle machine has not been measured (``docs/results.md``). Each process
-    logs to ``RUN.log``."""
+    the cores (``OMP_NUM_THREADS``), so every core is busy instead of one method's small batches
+    being split over two threads; when all but one have finished (successfully), the last gets
+    SIGUSR1 and goes on with every core. Each process logs to ``RUN.log``."""
     threads = max(1, (os.cpu_count() or 2) // len(runs))
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     procs = {}
@@ -130,8 +130,18 @@ def train_side_by_side(
                              log)  # fmt: skip
         say(f"training {', '.join(runs)} side by side ({threads} thread(s) each); logs: "
             + ", ".join(str(r.with_suffix('.log')) for r in runs.values()))  # fmt: skip
+        widened = False
+        started_at = {m: _last_step(r) for m, r in runs.items()}  # a resumed run's log goes on
         while any(p.poll() is None for p, _ in procs.values()):
             time.sleep(2.0)
+            running = [p for p, _ in procs.values() if p.poll() is None]
+            finished_well = all(p.returncode == 0 for p, _ in procs.values() if p not in running)
+            last = [m for m, (p, _) in procs.items() if p in running]
+            # SIGUSR1 is handled in the training loop, which has logged a step since the start
+            in_loop = bool(last) and _last_step(runs[last[0]]) > started_at[last[0]]
+            if len(running) == 1 and len(procs) > 1 and finished_well and in_loop and not widened:
+                running[0].send_signal(signal.SIGUSR1)  # the last one takes every core
+                widened = True
             if int(time.monotonic()) % 30 < 2:
                 say("  " + ", ".join(f"{m} step {_last_step(runs[m])}" for m in runs))
     finally:

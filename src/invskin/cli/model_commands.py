@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,8 @@ class Train:
     def main(self) -> None:
         from invskin.training.run import train_run
 
+        if hasattr(signal, "SIGUSR1"):  # before and after the training loop: nothing to widen
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         summary = train_run(
             self.data,
             self.out,
