@@ -274,3 +274,28 @@ def test_a_spline_coupling_moves_one_stretch_of_a_line_and_not_the_rest() -> Non
         optimiser.step()
     out, _ = rational_quadratic(x, raw.detach().expand(3, 1, -1), 1.0)
     assert (out - target).abs().max() < 2e-3
+
+
+def test_each_coupling_kind_is_its_own_class_built_by_the_factory() -> None:
+    from invskin.nets import AffineCoupling, AnchoredCoupling, SplineCoupling, make_coupling
+    from invskin.nets.anchored import BodyTable
+    from invskin.nets.pin import COUPLINGS, coupling_class
+
+    assert COUPLINGS == ("affine", "spline", "anchored")
+    table = BodyTable(torch.full((3,), -0.5), torch.full((3,), 0.5), 0.1)
+    expected = {"affine": AffineCoupling, "spline": SplineCoupling, "anchored": AnchoredCoupling}
+    for kind, cls in expected.items():
+        config = small_config(coupling=kind, spline_bins=4)
+        assert coupling_class(kind) is cls and cls.kind == kind
+        assert type(make_coupling(kind, (1,), 3, config, table)) is cls
+        pin = PIN(3, config, table if cls.needs_body_table else None)
+        assert all(type(c) is cls for c in pin.couplings)
+        per_block = 3 if kind == "anchored" else 2
+        assert len(pin.couplings) == per_block * config.num_blocks
+    # Any other kind is refused (ValueError; in the tests, by the run-time type check first).
+    with pytest.raises((ValueError, TypeError), match="coupling must be one of|Literal"):
+        coupling_class("quadratic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="BodyTable"):
+        make_coupling("anchored", (0,), 3, small_config(coupling="anchored"))
+    with pytest.raises(ValueError, match="BodyTable"):
+        PIN(3, small_config(coupling="anchored"))

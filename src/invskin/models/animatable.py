@@ -47,7 +47,7 @@ from invskin.models.config import ModelConfig
 from invskin.models.signals import ColourBatch, CorrespondenceBatch
 from invskin.nets.anchored import ANCHOR_SPACING, BodyTable
 from invskin.nets.colour_field import ColourField, brightness_gain
-from invskin.nets.pin import PIN, PINConfig
+from invskin.nets.pin import PIN, PINConfig, coupling_class
 from invskin.nets.pose_encoder import PoseCode
 from invskin.nets.siren import Siren, SirenConfig
 from invskin.nets.skinning_field import (
@@ -209,7 +209,7 @@ class AnimatableModel(nn.Module):
                 pin_config, coupling=config.pin_c_coupling or config.pin_coupling
             )
             table = None
-            if pin_c_config.coupling == "anchored":
+            if coupling_class(pin_c_config.coupling).needs_body_table:
                 body_lo = prior_vertices.min(0).values - ANCHOR_MARGIN
                 body_hi = prior_vertices.max(0).values + ANCHOR_MARGIN
                 table = BodyTable(body_lo, body_hi, ANCHOR_SPACING)

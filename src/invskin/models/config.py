@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+from invskin.nets.pin import CouplingKind
+
 Method = Literal[
     "ins",
     "snarf-nc",
@@ -72,10 +74,10 @@ class ModelConfig:
     """The body frame the PINs work in: ``root`` (the root bone's transform: position and the whole
     rotation factored out) or ``heading`` (position and the yaw about the vertical axis only, so
     the PINs see the root's tilt, and PIN_d keeps gravity's direction)."""
-    pin_coupling: str = "affine"
+    pin_coupling: CouplingKind = "affine"
     """The PINs' couplings: ``affine`` (INS's) or ``spline`` (monotone rational-quadratic splines of
     the free coordinate, local along it; :func:`invskin.nets.pin.rational_quadratic`)."""
-    pin_c_coupling: str = ""
+    pin_c_coupling: CouplingKind | Literal[""] = ""
     """PIN_c's couplings if not ``pin_coupling``'s (empty: the same): ``anchored`` makes them
     body-anchored (:mod:`invskin.nets.anchored`): the identity on the body prior's canonical body
     and splines in the gaps beside it, so PIN_c moves cloth and leaves the skin where it is."""

@@ -67,7 +67,14 @@ from invskin.geometry import invert_rigid
 from invskin.models.animatable import AnimatableModel
 from invskin.native import RqSpline, kernel_or_fallback
 from invskin.nets.mlp import Mlp
-from invskin.nets.pin import PIN, SPLINE_MIN_BIN, SPLINE_UNIT_SLOPE, PoseAwareCoupling
+from invskin.nets.pin import (
+    PIN,
+    SPLINE_MIN_BIN,
+    SPLINE_UNIT_SLOPE,
+    AffineCoupling,
+    PoseAwareCoupling,
+    SplineCoupling,
+)
 from invskin.nets.skinning_field import blended_transform_grids
 
 DEFAULT_CHUNK_ROWS = 4_096
@@ -186,6 +193,8 @@ class _FastCoupling:
 
     @classmethod
     def of(cls, coupling: PoseAwareCoupling) -> _FastCoupling:
+        if not isinstance(coupling, FAST_COUPLINGS):
+            raise ValueError(f"the fast path has no {coupling.kind} couplings")
         cfg = coupling.config
         projection: Mlp = coupling.projection
         conditioner: Mlp = coupling.conditioner
@@ -228,7 +237,7 @@ class _FastCoupling:
             softplus_beta=conditioner.softplus_beta,
             spline_knots=(
                 _knot_matrix(cfg.spline_bins, cfg.spline_bound, w_p)
-                if cfg.coupling == "spline"
+                if isinstance(coupling, SplineCoupling)
                 else None
             ),
             spline_bound=cfg.spline_bound,
@@ -362,11 +371,18 @@ class _FastPIN:
         return [c.frame_table(code.bones, code.pooled) for c in self.couplings]
 
 
+FAST_COUPLINGS = (AffineCoupling, SplineCoupling)
+"""The coupling classes the fast path has: affine and spline."""
+
+
 def fast_path_supports(model: AnimatableModel) -> bool:
     """Whether :class:`FastReposer` can repose ``model``: every PIN of affine or spline couplings
     (body-anchored ones take the reference ``model.repose``)."""
     return all(
-        pin is None or pin.config.coupling != "anchored" for pin in (model.pin_c, model.pin_d)
+        isinstance(coupling, FAST_COUPLINGS)
+        for pin in (model.pin_c, model.pin_d)
+        if pin is not None
+        for coupling in pin.couplings
     )
 
 

@@ -1,7 +1,17 @@
 """Neural building blocks: pose encoder, PIN (invertible), occupancy SIREN, skinning-weight fields."""
 
 from invskin.nets.mlp import Mlp
-from invskin.nets.pin import PIN, PINConfig, PINOutput, PoseAwareCoupling
+from invskin.nets.pin import (
+    PIN,
+    AffineCoupling,
+    AnchoredCoupling,
+    CouplingKind,
+    PINConfig,
+    PINOutput,
+    PoseAwareCoupling,
+    SplineCoupling,
+    make_coupling,
+)
 from invskin.nets.pose_encoder import PoseCode, PoseEncoder, bone_features
 from invskin.nets.siren import Siren, SirenConfig
 from invskin.nets.skinning_field import (
@@ -21,6 +31,11 @@ __all__ = [
     "PINConfig",
     "PINOutput",
     "PoseAwareCoupling",
+    "AffineCoupling",
+    "SplineCoupling",
+    "AnchoredCoupling",
+    "CouplingKind",
+    "make_coupling",
     "PoseCode",
     "PoseEncoder",
     "PriorFitConfig",

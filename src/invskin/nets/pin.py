@@ -9,12 +9,15 @@ Structure. Block ``i`` works on axis ``a = i mod 3`` (x, y, z, x, ...) and is tw
 1. a **1D coupling** transforms coordinate ``a`` given the other two;
 2. a **2D coupling** transforms the other two given coordinate ``a``.
 
-An affine coupling (``PINConfig.coupling = "affine"``, INS's) computes ``y_free = x_free * exp(s) + t``
+Each coupling kind (:data:`CouplingKind`, ``PINConfig.coupling``) is one class, built by
+:func:`make_coupling`. An affine coupling (:class:`AffineCoupling`, INS's) computes ``y_free = x_free * exp(s) + t``
 with ``(s, t) = g(features(x_fixed), pose)``, ``s = c tanh(s_raw / c)`` soft-clamped, and the last layer
 of ``g`` zero-initialised, so a fresh PIN is exactly the identity. Its inverse is ``x_free = (y_free -
-t) * exp(-s)``: exact, no iteration. A spline coupling (``"spline"``) maps each free coordinate by a
+t) * exp(-s)``: exact, no iteration. A spline coupling (:class:`SplineCoupling`) maps each free coordinate by a
 monotone rational-quadratic spline whose bins and knot slopes ``g`` gives (:func:`rational_quadratic`),
-also the identity when fresh and inverted exactly.
+also the identity when fresh and inverted exactly. A body-anchored coupling (:class:`AnchoredCoupling`,
+:mod:`invskin.nets.anchored`) is a spline in each gap beside the body, the identity on it; its blocks
+are three couplings of one axis each.
 
 **Invertibility rule.** ``g`` sees only the fixed coordinates and the pose. The pose is localised per
 point by attention over the per-bone embeddings ``e_b``: logits over the ``J`` bones come from the
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 from jaxtyping import Float
@@ -37,6 +41,10 @@ from torch import Tensor, nn
 from invskin.nets.anchored import MIN_GAP, BodyTable, gap_of
 from invskin.nets.mlp import Mlp
 from invskin.nets.pose_encoder import PoseCode, PoseEncoder
+
+CouplingKind = Literal["affine", "spline", "anchored"]
+"""The coupling kinds of a PIN (``PINConfig.coupling``), one class each (:func:`make_coupling`)."""
+COUPLINGS: tuple[CouplingKind, ...] = CouplingKind.__args__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -63,8 +71,8 @@ class PINConfig:
     """Soft clamp ``c`` of the log-scale: ``s = c tanh(s_raw / c)``."""
     pose_conditioned: bool = True
     """False for the ablation without pose conditioning."""
-    coupling: str = "affine"
-    """``affine``: ``y = x exp(s) + t``, affine along the free coordinate; ``spline``: a monotone
+    coupling: CouplingKind = "affine"
+    """Which coupling class (:func:`make_coupling`): ``affine``: ``y = x exp(s) + t``, affine along the free coordinate; ``spline``: a monotone
     rational-quadratic spline of the free coordinate (:func:`rational_quadratic`) on
     ``[-spline_bound, spline_bound]`` with ``spline_bins`` bins, the identity outside, so a coupling
     can move one stretch of a line without moving the rest of it; ``anchored``: body-anchored
@@ -95,8 +103,6 @@ def fourier_features(coords: Float[Tensor, "*b f"], num_frequencies: int) -> Flo
     return torch.cat([coords, torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
-COUPLINGS = ("affine", "spline", "anchored")
-"""Coupling kinds (``PINConfig.coupling``)."""
 GAPS = 3
 """Gaps of a line that a body-anchored coupling moves (:mod:`invskin.nets.anchored`)."""
 
@@ -168,7 +174,19 @@ def rational_quadratic(
 
 
 class PoseAwareCoupling(nn.Module):
-    """Coupling (affine or spline) of the coordinates ``free`` given the remaining ones and the pose."""
+    """What every coupling kind shares: the conditioner ``g`` of the coordinates ``free`` given the
+    remaining ones and the pose, and the contract ``forward(x, code)`` / ``inverse(y, code)``, each
+    returning the mapped points and ``log |det|`` (:class:`PINOutput`).
+
+    One subclass per :data:`CouplingKind` (:class:`AffineCoupling`, :class:`SplineCoupling`,
+    :class:`AnchoredCoupling`); :func:`make_coupling` builds one from its kind. A subclass says how
+    many conditioner outputs each free coordinate takes (:meth:`outputs_per_coordinate`) and which
+    free axes the couplings of a PIN block move (:meth:`block_axes`).
+    """
+
+    kind: ClassVar[CouplingKind]
+    needs_body_table: ClassVar[bool] = False
+    """Whether a PIN of this kind needs the body's :class:`~invskin.nets.anchored.BodyTable`."""
 
     def __init__(self, free: tuple[int, ...], num_bones: int, config: PINConfig) -> None:
         super().__init__()
@@ -185,30 +203,26 @@ class PoseAwareCoupling(nn.Module):
         if config.pose_conditioned:
             self.attention = nn.Linear(p, num_bones)
             cond_dim += config.pose_embed_dim + config.pooled_dim
-        if config.coupling not in COUPLINGS:
-            raise ValueError(f"coupling must be one of {COUPLINGS}, got {config.coupling!r}")
-        per_coordinate = {
-            "affine": 2,
-            "spline": 3 * config.spline_bins - 1,
-            "anchored": GAPS * (3 * config.spline_bins - 1),
-        }[config.coupling]
         self.conditioner = Mlp(
             cond_dim,
-            per_coordinate * len(self.free),
+            self.outputs_per_coordinate(config) * len(self.free),
             config.hidden_width,
             config.hidden_layers,
             activation="silu",
             zero_last=True,
         )
 
-    def scale_shift(
-        self, x: Float[Tensor, "*b n 3"], code: PoseCode | None
-    ) -> tuple[Float[Tensor, "*b n f"], Float[Tensor, "*b n f"]]:
-        """``(s, t)`` of an affine coupling for the free coordinates (:meth:`raw_parameters`)."""
-        raw = self.raw_parameters(x, code)
-        s_raw, shift = raw.split(len(self.free), dim=-1)
-        c = self.config.scale_clamp
-        return c * torch.tanh(s_raw / c), shift
+    @staticmethod
+    def outputs_per_coordinate(config: PINConfig) -> int:
+        """Conditioner outputs per free coordinate."""
+        raise NotImplementedError
+
+    @staticmethod
+    def block_axes(block: int) -> tuple[tuple[int, ...], ...]:
+        """The free axes of each coupling of block ``block``: a 1D coupling of axis
+        ``block mod 3``, then a 2D coupling of the other two."""
+        axis = block % 3
+        return (axis,), tuple(i for i in range(3) if i != axis)
 
     def raw_parameters(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> Tensor:
         """The conditioner's output for the free coordinates; reads only the fixed ones of ``x``.
@@ -239,7 +253,53 @@ class PoseAwareCoupling(nn.Module):
             columns[axis] = free_values[..., k]
         return torch.stack(columns, dim=-1)
 
-    def _spline(self, x: Tensor, code: PoseCode | None, inverse: bool) -> PINOutput:
+    def forward(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        raise NotImplementedError
+
+    def inverse(self, y: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        raise NotImplementedError
+
+
+class AffineCoupling(PoseAwareCoupling):
+    """INS's coupling: ``y_free = x_free * exp(s) + t``, ``s`` soft-clamped."""
+
+    kind = "affine"
+
+    @staticmethod
+    def outputs_per_coordinate(config: PINConfig) -> int:
+        return 2
+
+    def scale_shift(
+        self, x: Float[Tensor, "*b n 3"], code: PoseCode | None
+    ) -> tuple[Float[Tensor, "*b n f"], Float[Tensor, "*b n f"]]:
+        """``(s, t)`` for the free coordinates (:meth:`raw_parameters`)."""
+        raw = self.raw_parameters(x, code)
+        s_raw, shift = raw.split(len(self.free), dim=-1)
+        c = self.config.scale_clamp
+        return c * torch.tanh(s_raw / c), shift
+
+    def forward(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        s, shift = self.scale_shift(x, code)
+        y_free = x[..., list(self.free)] * torch.exp(s) + shift
+        return PINOutput(self._assemble(x, y_free), s.sum(-1))
+
+    def inverse(self, y: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
+        s, shift = self.scale_shift(y, code)
+        x_free = (y[..., list(self.free)] - shift) * torch.exp(-s)
+        return PINOutput(self._assemble(y, x_free), -s.sum(-1))
+
+
+class SplineCoupling(PoseAwareCoupling):
+    """A monotone rational-quadratic spline of each free coordinate on ``[-spline_bound,
+    spline_bound]`` (:func:`rational_quadratic`), the identity outside."""
+
+    kind = "spline"
+
+    @staticmethod
+    def outputs_per_coordinate(config: PINConfig) -> int:
+        return 3 * config.spline_bins - 1
+
+    def _map(self, x: Tensor, code: PoseCode | None, inverse: bool) -> PINOutput:
         raw = self.raw_parameters(x, code)
         raw = raw.unflatten(-1, (len(self.free), 3 * self.config.spline_bins - 1))
         out, log_slope = rational_quadratic(
@@ -248,28 +308,32 @@ class PoseAwareCoupling(nn.Module):
         return PINOutput(self._assemble(x, out), log_slope.sum(-1))
 
     def forward(self, x: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
-        if self.config.coupling == "spline":
-            return self._spline(x, code, inverse=False)
-        s, shift = self.scale_shift(x, code)
-        y_free = x[..., list(self.free)] * torch.exp(s) + shift
-        return PINOutput(self._assemble(x, y_free), s.sum(-1))
+        return self._map(x, code, inverse=False)
 
     def inverse(self, y: Float[Tensor, "*b n 3"], code: PoseCode | None) -> PINOutput:
-        if self.config.coupling == "spline":
-            return self._spline(y, code, inverse=True)
-        s, shift = self.scale_shift(y, code)
-        x_free = (y[..., list(self.free)] - shift) * torch.exp(-s)
-        return PINOutput(self._assemble(y, x_free), -s.sum(-1))
+        return self._map(y, code, inverse=True)
 
 
 class AnchoredCoupling(PoseAwareCoupling):
     """A body-anchored spline coupling of one axis (:mod:`invskin.nets.anchored`): the identity on
     the body's intervals of the line through the point, a spline per gap beside them."""
 
+    kind = "anchored"
+    needs_body_table = True
+
     def __init__(self, axis: int, num_bones: int, config: PINConfig, table: BodyTable) -> None:
         super().__init__((axis,), num_bones, config)
         self.axis = axis
         object.__setattr__(self, "table", table)  # the PIN's module, not one of this coupling
+
+    @staticmethod
+    def outputs_per_coordinate(config: PINConfig) -> int:
+        return GAPS * (3 * config.spline_bins - 1)
+
+    @staticmethod
+    def block_axes(block: int) -> tuple[tuple[int, ...], ...]:
+        """Three couplings per block, one per axis: x, y, z."""
+        return (0,), (1,), (2,)
 
     def _map(self, x: Tensor, code: PoseCode | None, inverse: bool) -> PINOutput:
         rows, flag = self.table.lookup(self.axis, x[..., list(self.fixed)])
@@ -295,11 +359,45 @@ class AnchoredCoupling(PoseAwareCoupling):
         return self._map(y, code, inverse=True)
 
 
+COUPLING_CLASSES: dict[CouplingKind, type[PoseAwareCoupling]] = {
+    "affine": AffineCoupling,
+    "spline": SplineCoupling,
+    "anchored": AnchoredCoupling,
+}
+"""The class of each coupling kind."""
+
+
+def coupling_class(kind: CouplingKind) -> type[PoseAwareCoupling]:
+    """The coupling class of ``kind``; a ``ValueError`` names the kinds for any other string."""
+    if kind not in COUPLING_CLASSES:
+        raise ValueError(f"coupling must be one of {COUPLINGS}, got {kind!r}")
+    return COUPLING_CLASSES[kind]
+
+
+def make_coupling(
+    kind: CouplingKind,
+    free: tuple[int, ...],
+    num_bones: int,
+    config: PINConfig,
+    table: BodyTable | None = None,
+) -> PoseAwareCoupling:
+    """A coupling of ``kind`` moving the axes ``free`` (one axis for ``anchored``, which also needs
+    the body's ``table``)."""
+    cls = coupling_class(kind)
+    if not cls.needs_body_table:
+        return cls(free, num_bones, config)
+    if table is None:
+        raise ValueError(f"a {kind} coupling needs the body's BodyTable")
+    if len(free) != 1:
+        raise ValueError(f"a {kind} coupling moves one axis; got {free}")
+    return AnchoredCoupling(free[0], num_bones, config, table)
+
+
 class PIN(nn.Module):
     """Pose-conditioned invertible network: ``forward`` and its exact ``inverse``.
 
-    With ``config.coupling == "anchored"``, ``table`` (the body's extent along the grid lines of
-    each axis, :class:`~invskin.nets.anchored.BodyTable`) is required.
+    With couplings that need it (``anchored``), ``table`` (the body's extent along the grid lines
+    of each axis, :class:`~invskin.nets.anchored.BodyTable`) is required.
     """
 
     def __init__(
@@ -315,20 +413,16 @@ class PIN(nn.Module):
             if config.pose_conditioned
             else None
         )
-        couplings: list[PoseAwareCoupling] = []
-        if config.coupling == "anchored":
+        cls = coupling_class(config.coupling)
+        if cls.needs_body_table:
             if table is None:
-                raise ValueError("a PIN of body-anchored couplings needs the body's BodyTable")
+                raise ValueError(f"a PIN of {config.coupling} couplings needs the body's BodyTable")
             self.table = table
-            for _ in range(config.num_blocks):
-                couplings.extend(AnchoredCoupling(a, num_bones, config, table) for a in range(3))
-        else:
-            for block in range(config.num_blocks):
-                axis = block % 3
-                couplings.append(PoseAwareCoupling((axis,), num_bones, config))
-                couplings.append(
-                    PoseAwareCoupling(tuple(i for i in range(3) if i != axis), num_bones, config)
-                )
+        couplings = [
+            make_coupling(config.coupling, free, num_bones, config, table)
+            for block in range(config.num_blocks)
+            for free in cls.block_axes(block)
+        ]
         self.couplings = nn.ModuleList(couplings)
 
     def encode_pose(self, pose: Float[Tensor, "*b j 4 4"]) -> PoseCode | None:
