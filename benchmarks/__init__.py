@@ -39,6 +39,13 @@ SUITE: tuple[Benchmark, ...] = (
         "on stdout) and its JSON (benchmarks/results/quality-cpu*.json)",
     ),
     Benchmark(
+        "colour-figure",
+        "colour_figure",
+        "quality",
+        "renders of coloured avatars (runs trained with --signal colour) beside the scans they "
+        "were learned from, front and side (docs/img/colour-avatar.png)",
+    ),
+    Benchmark(
         "train-variant",
         "ablation",
         "quality",
