@@ -199,3 +199,25 @@ def test_losses_of_a_fixed_model_and_batch_are_the_recorded_ones(name: str) -> N
         float(p.grad.double().abs().sum()) for p in model.parameters() if p.grad is not None
     )
     assert gradient == pytest.approx(EXPECTED_GRADIENT_SUMS[name], rel=1e-4)
+
+
+def test_each_term_gives_the_losses_of_its_name_or_none() -> None:
+    from invskin.models.animatable import LOSS_NAMES, LOSS_TERMS, LossInputs
+
+    assert list(LOSS_NAMES) == list(LOSS_TERMS)
+    given: set[str] = set()
+    for name in SCENARIOS:
+        model, losses = scenario(name)
+        assert set(losses) <= {loss for names in LOSS_NAMES.values() for loss in names}
+        given |= set(losses)
+        field = model.weight_field()
+        points = torch.randn(1, 16, 3) * 0.2
+        transforms = toy_transforms([0.3])
+        inputs = LossInputs(
+            points, torch.zeros(1, 16), transforms, 0, None, None, field,
+            model.query(points, transforms, field),
+        )  # fmt: skip
+        for term, function in LOSS_TERMS.items():
+            assert set(function(model, inputs)) in (set(), set(LOSS_NAMES[term])), term
+    # Every loss of the table is given by some configuration of the recorded ones.
+    assert given == {loss for names in LOSS_NAMES.values() for loss in names}

@@ -27,6 +27,7 @@ Shape legend: ``B`` frames, ``N`` points, ``J`` bones, ``K`` root candidates, ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -96,6 +97,23 @@ class PosedQuery:
     multiplicity: Float[Tensor, "b n k"]
     """How many valid candidates each candidate stands for: 1 per valid candidate (reference
     path); on the fast path a distinct root counts its duplicates and a duplicate counts 0."""
+
+
+@dataclass(frozen=True)
+class LossInputs:
+    """One training batch and what every loss term reads of it, computed once
+    (:meth:`AnimatableModel.losses`)."""
+
+    points: Float[Tensor, "b n 3"]
+    occupancy: Float[Tensor, "b n"]
+    transforms: Float[Tensor, "b j 4 4"]
+    step: int
+    correspondence: CorrespondenceBatch | None
+    colour: ColourBatch | None
+    field: SkinningGrid
+    """The skinning weights of this step."""
+    query: PosedQuery
+    """The batch's posed points carried to their canonical candidates."""
 
 
 def bone_segment_points(skeleton: Skeleton, per_bone: int = 16) -> Tensor:
@@ -533,6 +551,24 @@ class AnimatableModel(nn.Module):
     ) -> dict[str, Tensor]:
         """Named, unweighted losses for one batch (weights and warm-ups: the trainer's schedule).
 
+        Each loss is a term of :data:`LOSS_TERMS`, run in that order on one :class:`LossInputs`
+        (the batch, the skinning grid and the query of its points, computed once). A term gives its
+        losses where the model and the batch have what it needs, nothing otherwise; the names are
+        those of log.jsonl and ``--no-loss``:
+
+        | loss (term)                   | computed when          | what it is                    |
+        |-------------------------------|------------------------|-------------------------------|
+        | ``occupancy``                 | always                 | BCE of the blended logit      |
+        | ``bone_occupancy``            | always                 | points on the bones inside    |
+        | ``skinning_prior``            | skinning learned       | weights against the prior's   |
+        | ``lbs_fold``                  | skinning learned       | ``relu(0.2 - det J_LBS)``     |
+        | ``pin_d_body_displacement``   | PIN_d, a body margin   | PIN_d's motion on the skin    |
+        | ``pin_c_displacement``        | PIN_c                  | its mean squared displacement |
+        | ``pin_d_displacement``        | PIN_d                  | its mean squared displacement |
+        | ``correspondence``, ``_rest`` | correspondences given  | chain error, posed and at rest|
+        | ``colour``, ``colour_level``  | colours, colour field  | photometric error; log gain   |
+        | ``valid_fraction``            | always (logged only)   | samples with a valid root     |
+
         With ``correspondence`` (known correspondences of the batch's frames), ``correspondence``
         is the mean squared distance (m^2) between each canonical truth point carried through the
         chain (PIN_c, LBS, PIN_d) and where it is in its frame, and ``correspondence_rest`` the
@@ -548,58 +584,116 @@ class AnimatableModel(nn.Module):
         scans' average lighting.
         """
         field = self.weight_field()
-        query = self.query(points, transforms, field)
-        logits = self.aggregate(query, soft_blend=self.config.soft_blend)
-        losses = {
-            "occupancy": nn.functional.binary_cross_entropy_with_logits(logits, occupancy.float())
-        }
-        # Bones are inside the body in every pose (SNARF's bootstrapping).
-        bones = self.bone_points.expand(points.shape[0], -1, -1)
-        bone_logits = self.shape_logits(bones, transforms)
-        losses["bone_occupancy"] = nn.functional.binary_cross_entropy_with_logits(
-            bone_logits, torch.ones_like(bone_logits)
+        inputs = LossInputs(
+            points=points,
+            occupancy=occupancy,
+            transforms=transforms,
+            step=step,
+            correspondence=correspondence,
+            colour=colour,
+            field=field,
+            query=self.query(points, transforms, field),
         )
-        if self.skinning is not None:
-            picks = torch.randint(self.prior_vertices.shape[0], (2048,), device=points.device)
-            near = self.prior_vertices[picks] + 0.03 * torch.randn(2048, 3, device=points.device)
-            losses["skinning_prior"] = (
-                (field(near) - self._nearest_prior_weights(near).to(near)).square().sum(-1).mean()
-            )
-            # Folds: where det(d LBS / d x) <= 0, skinning maps several canonical points to one
-            # posed point (self-intersection; LBS^-1 is ambiguous there). Checked at the valid
-            # canonical roots of the batch's samples, which lie where the surface is.
-            # Mean over all candidates of the first FOLD_POINTS samples, each distinct root
-            # evaluated once and counted as many times as it was found.
-            count = query.multiplicity[:, :FOLD_POINTS]
-            frame, point, cand = (count > 0).nonzero(as_tuple=True)
-            roots = query.candidates[frame, point, cand][:, None]  # (M, 1, 3)
-            skin = field.weights_and_gradients(roots)
-            jac = lbs_jacobian(roots, skin.weights, skin.gradients, transforms[frame])[:, 0]
-            fold = torch.relu(FOLD_MARGIN - torch.linalg.det(jac)) * count[frame, point, cand]
-            losses["lbs_fold"] = fold.sum() / count.numel()
-        if self.pin_d is not None and self.config.pin_d_body_margin > 0:
-            skin = self._prior_vertex_lookup().query(query.candidates)[0]
-            # PIN_d's displacement at posed samples one of whose valid roots is on the skin.
-            near = (skin <= self.config.pin_d_body_margin) & query.valid
-            losses["pin_d_body_displacement"] = _masked_mean(query.pin_d_displacement, near.any(-1))
-        if self.pin_c is not None:
-            losses["pin_c_displacement"] = _masked_mean(query.pin_c_displacement, query.valid)
-        if self.pin_d is not None:
-            losses["pin_d_displacement"] = query.pin_d_displacement.mean()
-        if correspondence is not None:
-            posed = self.deform(correspondence.canonical, transforms, field)
-            losses["correspondence"] = (posed - correspondence.posed).square().sum(-1).mean()
-            # The canonical pose is where the canonical truth is, by definition: there the chain
-            # must leave it (PIN_c is pose-conditioned, and nothing else ties it to the identity at
-            # rest, where the extracted mesh is attached to the truth).
-            canonical = correspondence.canonical[:1]
-            rest = torch.eye(4, dtype=canonical.dtype, device=canonical.device)
-            at_rest = self.deform(canonical, rest.expand(1, self.skeleton.num_bones, 4, 4), field)
-            losses["correspondence_rest"] = (at_rest - canonical).square().sum(-1).mean()
-        if colour is not None and self.colour is not None:
-            losses.update(self.photometric(colour, transforms, field))
-        losses["valid_fraction"] = query.valid.any(-1).float().mean().detach()
+        losses: dict[str, Tensor] = {}
+        for term in LOSS_TERMS.values():
+            losses.update(term(self, inputs))
         return losses
+
+    def occupancy_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        logits = self.aggregate(inputs.query, soft_blend=self.config.soft_blend)
+        return {
+            "occupancy": nn.functional.binary_cross_entropy_with_logits(
+                logits, inputs.occupancy.float()
+            )
+        }
+
+    def bone_occupancy_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """Bones are inside the body in every pose (SNARF's bootstrapping)."""
+        bones = self.bone_points.expand(inputs.points.shape[0], -1, -1)
+        bone_logits = self.shape_logits(bones, inputs.transforms)
+        return {
+            "bone_occupancy": nn.functional.binary_cross_entropy_with_logits(
+                bone_logits, torch.ones_like(bone_logits)
+            )
+        }
+
+    def skinning_prior_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """The learned weights against the body prior's at 2,048 points near the body."""
+        if self.skinning is None:
+            return {}
+        device = inputs.points.device
+        picks = torch.randint(self.prior_vertices.shape[0], (2048,), device=device)
+        near = self.prior_vertices[picks] + 0.03 * torch.randn(2048, 3, device=device)
+        prior = self._nearest_prior_weights(near).to(near)
+        return {"skinning_prior": (inputs.field(near) - prior).square().sum(-1).mean()}
+
+    def lbs_fold_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """Folds: where det(d LBS / d x) <= 0, skinning maps several canonical points to one posed
+        point (self-intersection; LBS^-1 is ambiguous there). Checked at the valid canonical roots
+        of the batch's samples, which lie where the surface is: the mean over all candidates of the
+        first FOLD_POINTS samples, each distinct root evaluated once and counted as many times as
+        it was found."""
+        if self.skinning is None:
+            return {}
+        query = inputs.query
+        count = query.multiplicity[:, :FOLD_POINTS]
+        frame, point, cand = (count > 0).nonzero(as_tuple=True)
+        roots = query.candidates[frame, point, cand][:, None]  # (M, 1, 3)
+        skin = inputs.field.weights_and_gradients(roots)
+        jac = lbs_jacobian(roots, skin.weights, skin.gradients, inputs.transforms[frame])[:, 0]
+        fold = torch.relu(FOLD_MARGIN - torch.linalg.det(jac)) * count[frame, point, cand]
+        return {"lbs_fold": fold.sum() / count.numel()}
+
+    def pin_d_body_displacement_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """PIN_d's displacement at posed samples one of whose valid roots is within
+        ``pin_d_body_margin`` of the body prior's nearest vertex (on the skin)."""
+        margin = self.config.pin_d_body_margin
+        if self.pin_d is None or margin <= 0:
+            return {}
+        query = inputs.query
+        skin = self._prior_vertex_lookup().query(query.candidates)[0]
+        near = (skin <= margin) & query.valid
+        return {"pin_d_body_displacement": _masked_mean(query.pin_d_displacement, near.any(-1))}
+
+    def pin_c_displacement_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        if self.pin_c is None:
+            return {}
+        query = inputs.query
+        return {"pin_c_displacement": _masked_mean(query.pin_c_displacement, query.valid)}
+
+    def pin_d_displacement_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        if self.pin_d is None:
+            return {}
+        return {"pin_d_displacement": inputs.query.pin_d_displacement.mean()}
+
+    def correspondence_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """Known correspondences carried through the chain, in the batch's frames and at rest."""
+        correspondence = inputs.correspondence
+        if correspondence is None:
+            return {}
+        posed = self.deform(correspondence.canonical, inputs.transforms, inputs.field)
+        # The canonical pose is where the canonical truth is, by definition: there the chain must
+        # leave it (PIN_c is pose-conditioned, and nothing else ties it to the identity at rest,
+        # where the extracted mesh is attached to the truth).
+        canonical = correspondence.canonical[:1]
+        rest = torch.eye(4, dtype=canonical.dtype, device=canonical.device)
+        at_rest = self.deform(
+            canonical, rest.expand(1, self.skeleton.num_bones, 4, 4), inputs.field
+        )
+        return {
+            "correspondence": (posed - correspondence.posed).square().sum(-1).mean(),
+            "correspondence_rest": (at_rest - canonical).square().sum(-1).mean(),
+        }
+
+    def colour_loss(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """The photometric losses (:meth:`photometric`) of the batch's coloured points."""
+        if inputs.colour is None or self.colour is None:
+            return {}
+        return self.photometric(inputs.colour, inputs.transforms, inputs.field)
+
+    def valid_fraction(self, inputs: LossInputs) -> dict[str, Tensor]:
+        """Not a loss: the share of samples with a valid canonical root, logged."""
+        return {"valid_fraction": inputs.query.valid.any(-1).float().mean().detach()}
 
     # ----------------------------------------------------------------------------- reposing
     @torch.no_grad()
@@ -649,3 +743,29 @@ class AnimatableModel(nn.Module):
         best = dist.argmin(-1)
         chosen = torch.gather(x_c, 2, best[..., None, None].expand(b, v, 1, 3))[:, :, 0]
         return chosen, roots.valid.any(-1)
+
+
+LossTerm = Callable[[AnimatableModel, LossInputs], dict[str, Tensor]]
+LOSS_TERMS: dict[str, LossTerm] = {
+    "occupancy": AnimatableModel.occupancy_loss,
+    "bone_occupancy": AnimatableModel.bone_occupancy_loss,
+    "skinning_prior": AnimatableModel.skinning_prior_loss,
+    "lbs_fold": AnimatableModel.lbs_fold_loss,
+    "pin_d_body_displacement": AnimatableModel.pin_d_body_displacement_loss,
+    "pin_c_displacement": AnimatableModel.pin_c_displacement_loss,
+    "pin_d_displacement": AnimatableModel.pin_d_displacement_loss,
+    "correspondence": AnimatableModel.correspondence_loss,
+    "colour": AnimatableModel.colour_loss,
+    "valid_fraction": AnimatableModel.valid_fraction,
+}
+"""The model's loss terms, in the order :meth:`AnimatableModel.losses` runs them (the order of the
+random draws and of log.jsonl's columns). Each gives the losses of its name (``correspondence``
+also ``correspondence_rest``, ``colour`` also ``colour_level``: each pair shares its work), or
+nothing where the model or the batch lacks what it needs (:data:`LOSS_NAMES`)."""
+
+LOSS_NAMES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in LOSS_TERMS},
+    "correspondence": ("correspondence", "correspondence_rest"),
+    "colour": ("colour", "colour_level"),
+}
+"""The losses each term of :data:`LOSS_TERMS` gives."""
