@@ -382,17 +382,7 @@ class AnimatableModel(nn.Module):
         """
         field = field if field is not None else self.weight_field()
         b, n, _ = points.shape
-        x_dl = (
-            self.apply_pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
-        )
-        roots = inverse_lbs(
-            x_dl,
-            field,
-            transforms,
-            self.init_bones,
-            max_steps=self.config.broyden_steps,
-            pre_blend=self.fast_query,
-        )
+        x_dl, roots = self._lbs_roots(points, transforms, field, pre_blend=self.fast_query)
         if self.fast_query:
             return self._query_distinct(roots, points, x_dl, transforms, field)
         x_cp = implicit_roots(roots, x_dl, field, transforms)  # (B, N, K, 3)
@@ -464,6 +454,28 @@ class AnimatableModel(nn.Module):
             * keep,
         )
 
+    def _lbs_roots(
+        self,
+        points: Float[Tensor, "b m 3"],
+        transforms: Float[Tensor, "b j 4 4"],
+        field: SkinningGrid,
+        pre_blend: bool,
+    ) -> tuple[Float[Tensor, "b m 3"], InverseSkinningResult]:
+        """Posed points through PIN_d^-1 (when there is one) to ``x_dl``, and LBS^-1's candidate
+        roots of those (:func:`invskin.solvers.inverse_lbs`)."""
+        x_dl = (
+            self.apply_pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
+        )
+        roots = inverse_lbs(
+            x_dl,
+            field,
+            transforms,
+            self.init_bones,
+            max_steps=self.config.broyden_steps,
+            pre_blend=pre_blend,
+        )
+        return x_dl, roots
+
     def canonical_surface(
         self,
         points: Float[Tensor, "b m 3"],
@@ -478,17 +490,7 @@ class AnimatableModel(nn.Module):
         comes from the canonical surface. Only that root goes through the implicit correction and
         PIN_c^-1.
         """
-        x_dl = (
-            self.apply_pin_d(points, transforms, inverse=True) if self.pin_d is not None else points
-        )
-        roots = inverse_lbs(
-            x_dl,
-            field,
-            transforms,
-            self.init_bones,
-            max_steps=self.config.broyden_steps,
-            pre_blend=True,
-        )
+        x_dl, roots = self._lbs_roots(points, transforms, field, pre_blend=True)
         b, m, k, _ = roots.points.shape
         with torch.no_grad():
             logits = self.shape_logits(roots.points.reshape(b, m * k, 3), transforms)
