@@ -266,12 +266,7 @@ def screenshot_glb(
                 result = subprocess.run(
                     [
                         chromium,
-                        "--headless=new",
-                        "--no-sandbox",
-                        "--enable-unsafe-swiftshader",
-                        "--use-angle=swiftshader",
-                        "--hide-scrollbars",
-                        f"--window-size={size},{size}",
+                        *_headless_flags(size),
                         f"--virtual-time-budget={int(budget_ms)}",
                         f"--screenshot={shot}",
                         "--dump-dom",
@@ -300,6 +295,19 @@ def screenshot_glb(
     return BrowserResult(title, png)
 
 
+def _headless_flags(size: int) -> list[str]:
+    """Chromium's flags for a headless page drawn by software WebGL (SwiftShader) in a ``size`` x
+    ``size`` window, shared by both screenshot paths."""
+    return [
+        "--headless=new",
+        "--no-sandbox",
+        "--enable-unsafe-swiftshader",
+        "--use-angle=swiftshader",
+        "--hide-scrollbars",
+        f"--window-size={size},{size}",
+    ]
+
+
 def _devtools_screenshot(chromium: str, url: str, png: Path, size: int, timeout: float) -> str:
     """Open ``url`` in headless Chromium driven through the DevTools protocol; poll the page's
     title in real time until it starts with ``loaded`` or ``error`` (or ``timeout`` passes), then
@@ -316,12 +324,7 @@ def _devtools_screenshot(chromium: str, url: str, png: Path, size: int, timeout:
     browser = subprocess.Popen(
         [
             chromium,
-            "--headless=new",
-            "--no-sandbox",
-            "--enable-unsafe-swiftshader",
-            "--use-angle=swiftshader",
-            "--hide-scrollbars",
-            f"--window-size={size},{size}",
+            *_headless_flags(size),
             f"--remote-debugging-port={port}",
             f"--user-data-dir={profile.name}",
             "about:blank",
