@@ -222,3 +222,54 @@ def test_forward_direction_from_the_toes() -> None:
     assert np.allclose(forward_direction(parents, positions), [0, 0, 1])
     turned = positions @ Rotation.from_euler("y", 90, degrees=True).as_matrix().T
     assert np.allclose(forward_direction(parents, turned), [1, 0, 0], atol=1e-9)
+
+
+# -- a source with more spine joints than the target -----------------------------------------------
+
+
+def _chain_world(heights: list[float], bends: dict[int, float]) -> np.ndarray:
+    """World transforms of a vertical chain of joints at ``heights`` (x = 0), joint ``k`` bent by
+    ``bends[k]`` degrees about z (the bend turns everything above it)."""
+    world, rotation, position = [], np.eye(3), np.array([0.0, heights[0], 0.0])
+    for k, height in enumerate(heights):
+        if k:
+            position = position + rotation @ np.array([0.0, height - heights[k - 1], 0.0])
+        rotation = rotation @ Rotation.from_euler("z", bends.get(k, 0.0), degrees=True).as_matrix()
+        world.append(np.eye(4))
+        world[-1][:3, :3], world[-1][:3, 3] = rotation, position
+    return np.stack(world)
+
+
+def test_bends_of_source_joints_the_target_lacks_are_carried_by_the_chord() -> None:
+    """A five-joint source spine bent at a joint the three-joint target has no bone for: the
+    target's spine bone points along the source's chord (lower to upper spine joint), and its
+    trunk (neck minus hips) within a degree of the source's, where the spine's own rotation alone
+    (the bent joint is above it) would leave the target's trunk upright."""
+    from invskin.motion.retarget import BoneMapping, Motion, retarget
+
+    heights = [1.0, 1.1, 1.2, 1.3, 1.4]
+    angles = (0.0, 25.0, -40.0)
+    motion = Motion(
+        names=("pelvis", "lower", "chest", "upper", "neck"),
+        parents=(-1, 0, 1, 2, 3),
+        rest=_chain_world(heights, {}),
+        world=np.stack([_chain_world(heights, {2: angle}) for angle in angles]),
+        fps=30.0,
+        source="test",
+    )
+    canonical = torch.as_tensor(_chain_world([1.0, 1.1, 1.3, 1.4], {}), dtype=torch.float32)
+    skeleton = Skeleton(("hips", "spine", "chest", "neck"), (-1, 0, 1, 2), canonical)
+    mapping = BoneMapping({"hips": "pelvis", "spine": "lower", "chest": "upper", "neck": "neck"})
+    posed = (retarget(motion, skeleton, mapping) @ canonical.double().numpy())[..., :3, 3]
+    source = motion.world[:, [0, 1, 3, 4]][..., :3, 3]
+
+    def directions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = b - a
+        return d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+    chord = (directions(posed[:, 1], posed[:, 2]) * directions(source[:, 1], source[:, 2])).sum(-1)
+    assert np.allclose(chord, 1.0, atol=1e-9)
+    trunk = (directions(posed[:, 0], posed[:, 3]) * directions(source[:, 0], source[:, 3])).sum(-1)
+    assert np.degrees(np.arccos(np.clip(trunk, -1, 1))).max() < 1.0
+    upright = directions(source[:, 0], source[:, 3])[:, 1]
+    assert np.degrees(np.arccos(upright)).max() > 10.0

@@ -16,6 +16,10 @@ world transforms in every frame, all y up (loaders convert). Retargeting onto a 
 - an automatic match (family or structure) turns the source motion to face the target's way
   and takes the target's canonical pose as the rest posture, each bone first turned onto its
   source bone's rest direction (:func:`rest_alignment`): ``R_t(f) = D_b(f) A_t R_t(rest)``;
+- a target bone with one matched child whose source joint is not a child of its own source
+  joint (the source has joints between them that the target lacks: a five-joint spine onto
+  three) is then turned so that it points along the posed source's chord between the two joints
+  (:func:`chord_correction`): the bends of the skipped joints are carried;
 - an unmapped target bone keeps its canonical rotation relative to its parent;
 - positions follow the target's own bone offsets (its proportions), except the root's:
   ``p_root(f) = p_root(canonical) + scale (p_src(f) - p_src(rest))``, ``p_src`` the source bone
@@ -301,6 +305,63 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + sin * cross + (1.0 - cos) * cross @ cross
 
 
+def rotations_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3, 3): the smallest rotation turning each direction ``a[i]`` onto ``b[i]`` (..., 3);
+    a zero vector on either side gives the identity."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    out = np.broadcast_to(np.eye(3), (*a.shape[:-1], 3, 3)).copy()
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    ok = (na > 1e-12) & (nb > 1e-12)
+    for index in zip(*np.nonzero(ok)):
+        out[index] = rotation_between(a[index], b[index])
+    return out
+
+
+def one_matched_child(parents: tuple[int, ...], match: BoneMatch, j: int) -> int | None:
+    """The target bone's only child driven by another source bone than its own (``None``: none,
+    or several, as at a branching pelvis or chest)."""
+    src = match.source[j]
+    kids = [
+        c
+        for c, q in enumerate(parents)
+        if q == j and match.source[c] is not None and match.source[c] != src
+    ]
+    return kids[0] if src is not None and len(kids) == 1 else None
+
+
+def chord_correction(
+    parents: tuple[int, ...], motion: Motion, match: BoneMatch, delta: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Per target bone with one matched child (:func:`one_matched_child`): (F, 3, 3) world
+    rotations turning the direction its source bone's rotation alone gives the chord (source
+    joint to the source joint of that child) onto the chord in the posed source.
+
+    The two agree where the child's source joint is a child of the bone's source joint (the
+    correction is then the identity). Where the source has joints between them that the target
+    lacks (a five-joint spine onto three), their bends move the chord: the correction carries
+    them, so the target's trunk points where the source's does. Sources without rest joint
+    positions (AMASS) get none."""
+    from invskin.motion.families import has_positions
+
+    rest_joints = motion.rest[:, :3, 3]
+    if not has_positions(motion.parents, rest_joints):
+        return {}
+    posed = motion.world[:, :, :3, 3]
+    out: dict[int, np.ndarray] = {}
+    for j in range(len(parents)):
+        c = one_matched_child(parents, match, j)
+        if c is None:
+            continue
+        src, c_src = match.source[j], match.source[c]
+        if motion.parents[c_src] == src:
+            continue  # rigid: the bone's rotation already carries the chord
+        rest_chord = rest_joints[c_src] - rest_joints[src]
+        carried = delta[:, src] @ rest_chord
+        out[j] = rotations_between(carried, posed[:, c_src] - posed[:, src])
+    return out
+
+
 def rest_alignment(
     parents: tuple[int, ...], joints: np.ndarray, motion: Motion, match: BoneMatch
 ) -> np.ndarray:
@@ -318,14 +379,9 @@ def rest_alignment(
             continue
         align[j] = align[p]
         src = match.source[j]
-        kids = [
-            c
-            for c, q in enumerate(parents)
-            if q == j and match.source[c] is not None and match.source[c] != src
-        ]
-        if src is None or len(kids) != 1:
+        c = one_matched_child(parents, match, j)
+        if c is None:
             continue
-        c = kids[0]
         if positions:
             d_source = source_joints[match.source[c]] - source_joints[src]
         else:
@@ -377,6 +433,7 @@ def retarget(
         if rest_kind == "identity"
         else canonical[:, :3, :3]
     )
+    chords = chord_correction(skeleton.parents, motion, match, delta)
     num_frames = motion.num_frames
     world = np.zeros((num_frames, skeleton.num_bones, 4, 4))
     world[..., 3, 3] = 1.0
@@ -400,6 +457,8 @@ def retarget(
             parent_world = world[:, p]
         if src is not None:
             world[:, j, :3, :3] = delta[:, src] @ align[j] @ target_rest[j]
+            if j in chords:
+                world[:, j, :3, :3] = chords[j] @ world[:, j, :3, :3]
         else:
             world[:, j, :3, :3] = parent_world[:, :3, :3] @ local_canon[:3, :3]
         world[:, j, :3, 3] = (parent_world @ local_canon)[:, :3, 3]
