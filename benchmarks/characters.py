@@ -67,6 +67,7 @@ from invskin.motion import load_motion, read_motion
 from invskin.motion.amass import SMPL_PARENTS
 from invskin.motion.families import detect_family
 from invskin.motion.retarget import Z_UP_TO_Y_UP
+from invskin.training.checkpoint import load_checkpoint
 
 KHRONOS = ("CesiumMan", "RiggedFigure", "RiggedSimple", "Fox")
 COMPARED = ("CesiumMan", "Soldier")
@@ -215,8 +216,11 @@ def compare(name: str, src: Path, work: Path, images: Path, size: int) -> dict:
     prior = dataset.prior.vertices.numpy()
     height = float(prior[:, 1].max() - prior[:, 1].min())
 
+    # The export is at the file's size where the import resized the character (export_scale).
+    state = load_checkpoint(work / "runs" / name, with_optimizer=False).state
+    to_export = float(state.get("export_scale", 1.0))
     avatar = read_skinned_glb(glb)
-    posed = pose_skinned_glb(avatar)  # (F, V, 3), metres
+    posed = pose_skinned_glb(avatar) / to_export  # (F, V, 3), the dataset's lengths
     avatar_to_source, source_to_avatar = [], []
     for f in range(len(test)):
         scan = test.scan(f)
@@ -238,7 +242,7 @@ def compare(name: str, src: Path, work: Path, images: Path, size: int) -> dict:
         lo, hi = scan.min(0), scan.max(0)
         centre, half = (lo + hi) / 2, 0.55 * float((hi - lo).max())
         for view, direction in VIEWS.items():
-            camera = OrthoCamera(tuple(centre), half, direction)
+            camera = OrthoCamera(tuple(centre * to_export), half * to_export, direction)
             source_camera = OrthoCamera(tuple(centre * to_file), half * to_file, direction)
             masks = {}
             for who, path, cam, t, clip in (
@@ -419,6 +423,24 @@ def amass_joints(npz: Path) -> np.ndarray:
     return pos
 
 
+def stand_in_smpl_model(out: Path) -> Path:
+    """An SMPL-layout model file whose rest joints are :data:`SMPL_NEUTRAL_JOINTS` (one vertex per
+    joint, no shape or pose blend shapes): the body the AMASS-format stand-in was made on, in the
+    form ``invskin repose/export --smpl`` reads (a real AMASS subject needs your SMPL model)."""
+    count = len(SMPL_NEUTRAL_JOINTS)
+    np.savez(
+        out,
+        v_template=SMPL_NEUTRAL_JOINTS,
+        shapedirs=np.zeros((count, 3, 10)),
+        posedirs=np.zeros((count, 3, 9 * (count - 1))),
+        J_regressor=np.eye(count),
+        weights=np.eye(count),
+        kintree_table=np.array([[2**32 - 1, *SMPL_PARENTS[1:]], list(range(count))], np.int64),
+        f=np.array([[0, 1, 2]], np.uint32),
+    )
+    return out
+
+
 def angles_bvh_on_cesiumman(bvh: Path, work: Path) -> dict:
     skeleton = load_dataset(work / "data" / "CesiumMan").skeleton
     transforms = load_motion(bvh, skeleton, verbose=False)
@@ -438,17 +460,25 @@ def angles_amass_on_anny(npz: Path | None, bvh: Path, work: Path) -> dict:
         npz = amass_from_bvh(bvh, work / f"{bvh.stem}-smpl.npz")
         label = f"AMASS-format npz made from the CMU BVH {bvh.name} (not a real AMASS file)"
     skeleton = load_anny_body().skeleton
-    target = posed_joints(load_motion(npz, skeleton, verbose=False), skeleton)
     source = amass_joints(npz)
     smpl = {name: j for j, name in enumerate(SMPL_JOINT_NAMES[:24])}
     smpl_roles = {r: smpl[r] for r in CESIUMMAN_ROLES}
-    result = both_trunks(source, smpl_roles, target, roles_by_family(skeleton.names))
+    anny_roles = roles_by_family(skeleton.names)
+    target = posed_joints(load_motion(npz, skeleton, verbose=False), skeleton)
+    result = both_trunks(source, smpl_roles, target, anny_roles)
+    # With the subject's rest joints (--smpl): the SMPL-layout file of the stand-in's body.
+    model = stand_in_smpl_model(work / "smpl-stand-in-body.npz")
+    known = posed_joints(load_motion(npz, skeleton, verbose=False, smpl=model), skeleton)
     return {
         "clip": npz.name,
         "source": label,
         "target": "anny (the demo's avatar)",
         "frames": len(target),
         **result,
+        "with_subject_rest_joints": {
+            "command": "invskin export --smpl MODEL (a model file holding SMPL_NEUTRAL_JOINTS)",
+            **both_trunks(source, smpl_roles, known, anny_roles),
+        },
     }
 
 

@@ -95,11 +95,12 @@ def test_one_clip_window_and_frame_splits() -> None:
      ("Fox", 24, 0.79)],
 )  # fmt: skip
 def test_khronos_samples_import_upright_in_metres(tmp_path, name, bones, height) -> None:
-    dataset = _import(ASSETS / f"{name}.glb", tmp_path / name)
+    dataset = _import(ASSETS / f"{name}.glb", tmp_path / name, height="keep")
     assert dataset.num_bones == bones
     extent = np.ptp(dataset.prior.vertices.numpy(), axis=0)
     assert extent[1] == pytest.approx(height, rel=0.01)  # y up, in metres
     assert dataset.info["metres_per_unit"] == (0.01 if name == "Fox" else 1.0)
+    assert dataset.info["resized"] is None
     # The scans are the file's skinned mesh; the canonical joints lie inside the mesh's box.
     joints = dataset.skeleton.joints().numpy()
     lo, hi = dataset.prior.vertices.numpy().min(0), dataset.prior.vertices.numpy().max(0)
@@ -108,13 +109,44 @@ def test_khronos_samples_import_upright_in_metres(tmp_path, name, bones, height)
 
 
 @pytest.mark.slow
-def test_fox_in_centimetres_is_refused_as_metres_and_read_as_centimetres(tmp_path) -> None:
+def test_a_character_outside_human_heights_is_resized_for_training(tmp_path) -> None:
+    """RiggedSimple is 9.15 m tall: ``auto`` scales everything (mesh, skeleton, motion, scans) by
+    one factor to 1.7 m and records it; a given height does the same to that height; the human-
+    sized CesiumMan is kept as it is."""
+    src = ASSETS / "RiggedSimple.glb"
+    kept = _import(src, tmp_path / "keep", height="keep")
+    auto = _import(src, tmp_path / "auto")
+    given = _import(src, tmp_path / "given", height=0.8)
+    for dataset, tall in ((auto, 1.7), (given, 0.8)):
+        factor = tall / np.ptp(kept.prior.vertices[:, 1].numpy())
+        assert np.ptp(dataset.prior.vertices[:, 1].numpy()) == pytest.approx(tall, rel=1e-5)
+        assert dataset.info["resized"]["factor"] == pytest.approx(factor, rel=1e-6)
+        assert dataset.info["metres_per_unit"] == pytest.approx(factor, rel=1e-6)
+        scaled = kept.transforms.clone()
+        scaled[..., :3, 3] *= factor
+        assert np.allclose(dataset.transforms, scaled, atol=1e-5)
+        assert np.allclose(dataset.skeleton.joints(), kept.skeleton.joints() * factor, atol=1e-5)
+        assert np.allclose(dataset.prior.weights, kept.prior.weights)
+        scan, scan_kept = dataset.split("train").scan(0), kept.split("train").scan(0)
+        assert np.allclose(scan.vertices, scan_kept.vertices * factor, atol=1e-5)
+    assert _import(ASSETS / "CesiumMan.glb", tmp_path / "man").info["resized"] is None
+    with pytest.raises(DataError, match="height must be"):
+        _import(src, tmp_path / "bad", height="tall")
+
+
+@pytest.mark.slow
+def test_fox_in_centimetres_is_refused_as_metres_and_read_as_centimetres(tmp_path, caplog) -> None:
     fox = ASSETS / "Fox.glb"
     auto = _import(fox, tmp_path / "auto", animations=["Walk"])
     given = _import(fox, tmp_path / "cm", animations=["Walk"], units="cm")
     _same_dataset(auto, given, atol=1e-6)
     with pytest.raises(DataError, match="expected metres"):
-        _import(fox, tmp_path / "m", animations=["Walk"], units="m")
+        _import(fox, tmp_path / "m", animations=["Walk"], units="m", height="keep")
+    # Read as metres the fox is 79 m tall: the default size brings it to 1.7 m, and says so.
+    with caplog.at_level(logging.WARNING):
+        giant = _import(fox, tmp_path / "giant", animations=["Walk"], units="m")
+    assert "scaled by" in caplog.text and "79 m tall" in caplog.text
+    assert np.ptp(giant.prior.vertices[:, 1].numpy()) == pytest.approx(1.7, rel=1e-5)
 
 
 def test_one_clip_holds_out_its_last_time_window(tmp_path) -> None:
@@ -273,6 +305,10 @@ def test_cli_options_skin_mesh_units(tmp_path, capsys) -> None:
 
     main(["import", "gltf", "--src", str(ASSETS / "RiggedSimple.glb"), "--out",
           str(tmp_path / "d"), "--skin", "0", "--mesh", "Cylinder", "--units", "m",
-          "--test-out-window", "0.3"])  # fmt: skip
+          "--test-out-window", "0.3", "--height", "keep"])  # fmt: skip
     assert "2 bones" in capsys.readouterr().out
     assert load_dataset(tmp_path / "d").info["metres_per_unit"] == 1.0
+    main(["import", "gltf", "--src", str(ASSETS / "RiggedSimple.glb"), "--out",
+          str(tmp_path / "e"), "--height", "2"])  # fmt: skip
+    resized = load_dataset(tmp_path / "e")
+    assert np.ptp(resized.prior.vertices[:, 1].numpy()) == pytest.approx(2.0, rel=1e-5)

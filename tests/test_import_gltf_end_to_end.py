@@ -131,3 +131,31 @@ def test_bad_mapping_gives_one_line_naming_the_bones(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "'wing'" in err and "Traceback" not in err
     assert not (tmp_path / "x.glb").exists()
+
+
+def test_a_resized_character_is_exported_at_the_file_size(tmp_path) -> None:
+    """Imported at three times its size (``--height``), trained, exported: the skinned and the
+    per-frame files hold the run's canonical mesh and reposed frames at the file's size."""
+    glb = write_quadruped_glb(tmp_path / "quadruped.glb")
+    data, run = tmp_path / "data", tmp_path / "run"
+    main(["import", "gltf", "--src", str(glb), "--out", str(data), "--height", "keep"])
+    tall = float(np.ptp(load_dataset(data).prior.vertices[:, 1].numpy()))
+    main(["import", "gltf", "--src", str(glb), "--out", str(data), "--height", str(3 * tall)])
+    main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--device", "cpu"])
+    assert json.loads((run / "checkpoint" / "state.json").read_text())[
+        "export_scale"
+    ] == pytest.approx(1 / 3)
+    main(["repose", "--run", str(run), "--poses", str(glb), "--out", str(tmp_path / "r")])
+    reposed, _ = read_glb_frames(tmp_path / "r" / "animation.glb")
+    skinned, morph = tmp_path / "skinned.glb", tmp_path / "morph.glb"
+    main(["export", "--run", str(run), "--poses", str(glb), "--out", str(skinned), "--look",
+          "none"])  # fmt: skip
+    main(["export", "--run", str(run), "--poses", str(glb), "--out", str(morph), "--format",
+          "morph", "--look", "none"])  # fmt: skip
+    exported, _ = read_glb_frames(morph)
+    assert np.allclose(exported, reposed / 3, atol=1e-5)
+    stored = read_skinned_glb(skinned)
+    canonical = load_mesh(run / "canonical.ply")
+    assert np.allclose(stored.vertices, canonical.vertices / 3, atol=1e-5)
+    _, worst, _, _ = skinned_errors(skinned, exported.astype(np.float64))
+    assert worst < 0.01 / 3

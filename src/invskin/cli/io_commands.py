@@ -151,6 +151,10 @@ class ImportGltf:
     units: Literal["auto", "m", "cm", "mm"] = "auto"
     """Units of the file (mesh, skeleton, animation) and of your own scans; auto: the bind-pose
     mesh's size says metres, centimetres or millimetres (scans: each scan's size)."""
+    height: str = "auto"
+    """Size to train at: auto scales a character shorter than 0.5 m or taller than 3 m to 1.7 m
+    (the presets are set for human-sized figures; said when done); keep: the file's size; or a
+    height in metres."""
     skin: str | None = None
     """Skin to import, by index or name (default: the skin whose meshes have the most vertices)."""
     mesh: list[str] | None = None
@@ -171,6 +175,7 @@ class ImportGltf:
             frame_interval=self.frame_interval,
             scans_dir=self.scans,
             units=self.units,
+            height=self.height,
             skin=self.skin,
             meshes=self.mesh,
             skip_bad_frames=self.skip_bad_frames,
@@ -203,6 +208,9 @@ class Export:
     """With a dataset folder: only this split's frames."""
     mapping: Path | None = None
     """JSON bone mapping {"bones": {run_bone: motion_bone}} for motions of another rig."""
+    smpl: Path | None = None
+    """SMPL-family model (file, or folder with one per gender) for AMASS/SMPL .npz motions: the
+    subject's rest joints from the file's betas and gender (default: a T-pose)."""
     format: Literal["skinned", "morph"] = "skinned"
     correctives: int = 8
     """Corrective morph targets (0 to 8) of the skinned export."""
@@ -226,7 +234,7 @@ class Export:
             hold_folder(self.run, shared=True, hint=RUN_IN_USE),
             hold_folder(self.out, hint=OUT_IN_USE),
         ):
-            transforms, _ = poses_for_run(self.run, self.poses, self.split, self.mapping)
+            transforms, _ = poses_for_run(self.run, self.poses, self.split, self.mapping, self.smpl)
             fps = self.fps or motion_fps(self.poses)
             report = export_run(
                 self.run,

@@ -111,6 +111,9 @@ class Repose:
     """With a dataset folder: only this split's frames."""
     mapping: Path | None = None
     """JSON bone mapping {"bones": {run_bone: motion_bone}} for motions of another rig."""
+    smpl: Path | None = None
+    """SMPL-family model (file, or folder with one per gender) for AMASS/SMPL .npz motions: the
+    subject's rest joints from the file's betas and gender (default: a T-pose)."""
     batch: int = 16
     """Frames reposed at once."""
     device: str = "cpu"
@@ -133,7 +136,9 @@ class Repose:
         from invskin.runs.pipeline import repose_run
         from invskin.runs.poses import collect_sequences
 
-        sequences = collect_sequences(list(self.poses), self.split, self.run, self.mapping)
+        sequences = collect_sequences(
+            list(self.poses), self.split, self.run, self.mapping, self.smpl
+        )
         first = Path(self.poses[0])
         single = len(self.poses) == 1 and (
             first.is_file() or (first / "invskin-dataset.json").exists()

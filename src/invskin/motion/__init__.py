@@ -25,7 +25,7 @@ import torch
 from invskin.body.skeleton import Skeleton
 from invskin.errors import DataError
 from invskin.geometry import transforms_problem
-from invskin.motion.amass import read_amass
+from invskin.motion.amass import read_amass, smpl_rest_joints
 from invskin.motion.bvh import read_bvh
 from invskin.motion.gltf_anim import read_gltf_motion
 from invskin.motion.retarget import (
@@ -52,8 +52,15 @@ __all__ = [
 ]
 
 
-def read_motion(path: Path | str, skeleton: Skeleton, mapping: BoneMapping | None = None) -> Motion:
-    """A BVH, glTF or AMASS-style npz as a y-up :class:`Motion` (not yet retargeted)."""
+def read_motion(
+    path: Path | str,
+    skeleton: Skeleton,
+    mapping: BoneMapping | None = None,
+    smpl: Path | str | None = None,
+) -> Motion:
+    """A BVH, glTF or AMASS-style npz as a y-up :class:`Motion` (not yet retargeted); ``smpl``: an
+    SMPL-family model (file or folder) giving an npz's subject its rest joints
+    (:func:`invskin.motion.amass.smpl_rest_joints`; ignored for other formats)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".bvh":
@@ -69,7 +76,10 @@ def read_motion(path: Path | str, skeleton: Skeleton, mapping: BoneMapping | Non
     if suffix == ".npz":
         root = skeleton.parents.index(-1)
         return read_amass(
-            path, skeleton.canonical[root, :3, 3].double().numpy(), mapping_up(mapping, "z")
+            path,
+            skeleton.canonical[root, :3, 3].double().numpy(),
+            mapping_up(mapping, "z"),
+            None if smpl is None else smpl_rest_joints(path, smpl),
         )
     raise DataError(f"{path}: unknown motion format {suffix!r}; use one of {MOTION_SUFFIXES}")
 
@@ -107,13 +117,15 @@ def load_motion(
     skeleton: Skeleton,
     mapping: BoneMapping | Path | str | None = None,
     verbose: bool = True,
+    smpl: Path | str | None = None,
 ) -> torch.Tensor:
     """Canonical-to-posed transforms (F, J, 4, 4) float32 of ``skeleton`` for a motion file.
 
     ``mapping``: a :class:`BoneMapping` or the path of its JSON file (see
     :mod:`invskin.motion.retarget`); ignored for plain transform arrays. Without one, bones are
     matched by name, family or structure (:func:`invskin.motion.retarget.match_skeletons`); an
-    automatic match prints its table to stderr when ``verbose``.
+    automatic match prints its table to stderr when ``verbose``. ``smpl``: an SMPL-family model
+    (file or folder) for AMASS npz motions, giving the subject's rest joints (:func:`read_motion`).
     """
     path = Path(path)
     if not path.is_file():
@@ -126,7 +138,7 @@ def load_motion(
         if plain is not None:
             return torch.from_numpy(plain).float()
     bones = as_mapping(mapping)
-    motion = read_motion(path, skeleton, bones)
+    motion = read_motion(path, skeleton, bones, smpl)
     joints = skeleton.canonical.double().numpy()[:, :3, 3]
     match = match_skeletons(skeleton.names, skeleton.parents, joints, motion, bones)
     if match.automatic and verbose:

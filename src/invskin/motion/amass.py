@@ -10,6 +10,15 @@ transforms are turned to y up (unless the mapping file says ``"up": "y"``).
 The source rest pose is SMPL's T-pose, whose bone frames are axis-aligned (``rest_kind="identity"``):
 on a rig from :mod:`invskin.body.smpl` (CAPE, ClothSeq) the transforms equal SMPL's own
 ``A_j(pose) A_j(canonical)^-1`` for the same body, the root joint moving by ``trans``.
+
+The file holds no joint positions. Without them the rest is taken to be an exact T-pose by role
+(:data:`invskin.motion.families.T_POSE_DIRECTIONS`) when the motion is matched to another rig
+automatically; SMPL's own rest has the elbows bent and the legs splayed by some degrees. Given the
+subject's rest joints (``rest_joints``, e.g. :func:`smpl_rest_joints` from your SMPL model and the
+file's ``betas`` and ``gender``), the motion carries joint positions: the rest directions of the
+limbs are the subject's own, and the posed joints follow by forward kinematics. The trunk's are
+not aligned (``Motion.align_trunk``): SMPL's regressed spine joints zigzag through the body, and
+aligning another rig's spine bones to them bends that rig's trunk.
 """
 
 from __future__ import annotations
@@ -29,8 +38,52 @@ BODY_JOINTS = 22
 POSE_WIDTHS = {72: "SMPL", 156: "SMPL+H", 165: "SMPL-X"}
 
 
-def read_amass(path: Path | str, root_rest: np.ndarray, up: str = "z") -> Motion:
-    """Read an AMASS-style npz; ``root_rest`` is the target's canonical root (pelvis) position."""
+def smpl_rest_joints(path: Path | str, smpl: Path | str) -> np.ndarray:
+    """(24, 3) rest (T-pose) joints, y up, of the subject of the AMASS npz ``path``: the SMPL-family
+    model ``smpl`` (a file, or a folder with one per gender: the npz's ``gender`` picks, default
+    neutral) shaped by the npz's ``betas``. SMPL+H / SMPL-X models give their 22 body joints; the
+    two SMPL hand joints are then put at the wrists."""
+    from invskin.body.smpl import SMPLModel, find_smpl_file
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            gender = str(data["gender"]) if "gender" in data.files else "neutral"
+            betas = (
+                np.asarray(data["betas"], np.float64).reshape(-1)
+                if "betas" in data.files
+                else np.zeros(0)
+            )
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is not a readable .npz file ({error})") from None
+    gender = gender.strip().lower().removeprefix("b'").removesuffix("'")
+    if gender not in ("male", "female", "neutral"):
+        gender = "neutral"
+    if not np.isfinite(betas).all():
+        raise DataError(f"{path}: 'betas' hold NaN or infinite values")
+    model = SMPLModel.load(find_smpl_file(smpl, gender))
+    betas = betas[: model.num_betas]
+    _, joints = model.rest_shape(
+        torch.from_numpy(betas) if len(betas) else None, dtype=torch.float64
+    )
+    joints = joints.reshape(-1, 3).numpy()
+    if len(joints) < BODY_JOINTS:
+        raise DataError(f"{smpl}: the model has {len(joints)} joints, fewer than SMPL's body's 22")
+    out = np.empty((24, 3))
+    out[:BODY_JOINTS] = joints[:BODY_JOINTS]
+    out[22:] = joints[22:24] if len(joints) == 24 else joints[[20, 21]]
+    return out
+
+
+def read_amass(
+    path: Path | str,
+    root_rest: np.ndarray,
+    up: str = "z",
+    rest_joints: np.ndarray | None = None,
+) -> Motion:
+    """Read an AMASS-style npz; ``root_rest`` is the target's canonical root (pelvis) position;
+    ``rest_joints`` (24, 3), the subject's rest joints in SMPL's y-up model space, give the motion
+    joint positions (module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"motion file {path} does not exist")
@@ -82,10 +135,19 @@ def read_amass(path: Path | str, root_rest: np.ndarray, up: str = "z") -> Motion
     root = np.asarray(root_rest, dtype=np.float64)
     # The root joint sits at root + trans in the file's world; the rest pose is upright, y up.
     world[:, 0, :3, 3] = root + trans
-    if up == "z":
-        world = Z_UP_TO_Y_UP @ world
     rest = np.broadcast_to(np.eye(4), (24, 4, 4)).copy()
     rest[0, :3, 3] = root
+    if rest_joints is not None:
+        joints = np.asarray(rest_joints, dtype=np.float64)
+        if joints.shape != (24, 3) or not np.isfinite(joints).all():
+            raise DataError(f"{path}: rest joints must be 24 finite (x, y, z), got {joints.shape}")
+        for j, p in enumerate(SMPL_PARENTS):
+            if p >= 0:
+                offset = joints[j] - joints[p]
+                world[:, j, :3, 3] = world[:, p, :3, 3] + world_rot[:, p] @ offset
+                rest[j, :3, 3] = rest[p, :3, 3] + offset
+    if up == "z":
+        world = Z_UP_TO_Y_UP @ world
     return Motion(
         SMPL_JOINT_NAMES[:24],
         SMPL_PARENTS,
@@ -95,4 +157,5 @@ def read_amass(path: Path | str, root_rest: np.ndarray, up: str = "z") -> Motion
         str(path),
         rest_kind="identity",
         scale=1.0,
+        align_trunk=False,
     )

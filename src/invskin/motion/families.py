@@ -248,7 +248,9 @@ def structure_match(
 def forward_direction(parents: Sequence[int], positions: np.ndarray) -> np.ndarray | None:
     """The rig's facing in its rest pose, as a horizontal unit vector (x, 0, z): the summed
     horizontal offsets of the leaf joints in the lowest fifth of the rig's height from their
-    parents (toes point forward); ``None`` when they cancel or are shorter than 2% of the height."""
+    parents, counting only leaves nearer horizontal than vertical (toes point forward; a leg that
+    ends at its ankle, as the anny rig's, points down and says nothing of the facing); ``None``
+    when they cancel or are shorter than 2% of the height."""
     height = _height(positions)
     if height <= 1e-9:
         return None
@@ -257,7 +259,10 @@ def forward_direction(parents: Sequence[int], positions: np.ndarray) -> np.ndarr
     total = np.zeros(3)
     for j, p in enumerate(parents):
         if p >= 0 and not kids[j] and positions[j, 1] <= low:
-            total += (positions[j] - positions[p]) * np.array([1.0, 0.0, 1.0])
+            offset = positions[j] - positions[p]
+            across = offset * np.array([1.0, 0.0, 1.0])
+            if np.linalg.norm(across) > abs(offset[1]):
+                total += across
     norm = np.linalg.norm(total)
     return total / norm if norm > 0.02 * height else None
 

@@ -70,6 +70,10 @@ class Motion:
     file's ``rest`` decides otherwise; module docstring)."""
     scale: float | None = None
     """Source-to-target scale of the root translation; ``None``: the ratio of rest heights."""
+    align_trunk: bool = True
+    """Whether an automatic match aligns the trunk bones' rest directions too
+    (:func:`rest_alignment`), not only the limbs'. ``False`` for SMPL bodies, whose regressed
+    spine joints zigzag through the body (up to 25 degrees off vertical in a T-pose)."""
 
     def __post_init__(self) -> None:
         s = len(self.names)
@@ -367,8 +371,9 @@ def rest_alignment(
 ) -> np.ndarray:
     """(J, 3, 3) world rotations taking each target bone's canonical direction (joint to its one
     matched child) onto its source bone's rest direction: the source's rest joints, or for a
-    source without rest joints (AMASS) a T-pose by role. The root, and bones without one matched
-    child or direction, take their parent's."""
+    source without rest joints (AMASS) a T-pose by role. The root, bones without one matched
+    child or direction, and (``motion.align_trunk`` false) bones that are not limb bones by role
+    take their parent's."""
     from invskin.motion.families import T_POSE_DIRECTIONS, has_positions
 
     source_joints = motion.rest[:, :3, 3]
@@ -382,11 +387,14 @@ def rest_alignment(
         c = one_matched_child(parents, match, j)
         if c is None:
             continue
+        roles = (match.roles.get(j, ""), match.roles.get(c, ""))
+        if not motion.align_trunk and roles not in T_POSE_DIRECTIONS:
+            continue  # a trunk bone of an SMPL body: its rest curve is the body's anatomy
         if positions:
             d_source = source_joints[match.source[c]] - source_joints[src]
         else:
             d_source = np.array(
-                T_POSE_DIRECTIONS.get((match.roles.get(j, ""), match.roles.get(c, "")), (0, 0, 0)),
+                T_POSE_DIRECTIONS.get(roles, (0, 0, 0)),
                 dtype=np.float64,
             )
         d_target = joints[c] - joints[j]

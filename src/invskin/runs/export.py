@@ -9,6 +9,10 @@ Both carry the avatar's look (:func:`invskin.export.look.avatar_look`): the sour
 through UVs (skinned only; UV seams split the canonical mesh's vertices, the copies share their
 vertex's skinning), or per-vertex colours (``COLOR_0``), or the source's plain base colour.
 
+A run trained on a character the import resized (``import gltf``: heights outside human size)
+is written back at the file's size: mesh, skeleton, motion and correctives scaled by the run's
+``export_scale``.
+
 The report gives the vertex error of the skinned file against the model output, evaluated from
 the file as written (read back, glTF skinning formula), with and without the correctives.
 """
@@ -16,7 +20,7 @@ the file as written (read back, glTF skinning formula), with and without the cor
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +59,9 @@ class ExportReport:
     seconds: float = 0.0
     look: str | None = None
     """What the file's look is and where it comes from, in words (None: no look)."""
+    scale: float = 1.0
+    """Lengths in the file per length of the run's dataset (``export_scale``); errors are in the
+    file's lengths."""
 
     def summary(self) -> str:
         text = (
@@ -67,6 +74,8 @@ class ExportReport:
                 f"{self.error_max_m * 1000:.2f} mm (without correctives: mean "
                 f"{self.error_mean_plain_m * 1000:.2f} mm, max {self.error_max_plain_m * 1000:.2f} mm)"
             )
+        if self.scale != 1.0:
+            text += f"; written at the source file's size ({self.scale:.4g} x the dataset's)"
         return text + f"; {self.look or 'no look (plain material)'}"
 
 
@@ -122,6 +131,15 @@ def export_run(
         .double()
         .numpy()
     )
+    scale = float(loaded.state.get("export_scale", 1.0))
+    skeleton = model.skeleton
+    if scale != 1.0:
+        posed = posed * scale
+        transforms = transforms.clone()
+        transforms[..., :3, 3] *= scale
+        canonical = skeleton.canonical.clone()
+        canonical[..., :3, 3] *= scale
+        skeleton = replace(skeleton, canonical=canonical)
     out = Path(out)
     source = dataset_appearance(loaded.state.get("dataset")) if look != "none" else None
     if format == "morph":
@@ -133,7 +151,7 @@ def export_run(
         write_glb(out, posed, mesh.faces, fps=fps, colors=colors)
         return ExportReport(
             out, format, len(posed), len(vertices), out.stat().st_size, len(posed) - 1,
-            seconds=time.perf_counter() - tic, look=_described(styled),
+            seconds=time.perf_counter() - tic, look=_described(styled), scale=scale,
         )  # fmt: skip
     if format != "skinned":
         raise ValueError(f"format must be 'skinned' or 'morph', got {format!r}")
@@ -141,10 +159,10 @@ def export_run(
         weights = model.weight_field()(vertices).cpu().double().numpy()
     styled = avatar_look(mesh, source, look)
     faces, uv, colors, texture, factor = mesh.faces, None, None, None, None
-    mesh_vertices = mesh.vertices
+    mesh_vertices = mesh.vertices * scale
     if styled is not None:
         # Seam copies share their vertex's position, skinning and motion.
-        mesh_vertices, weights = styled.expand(mesh.vertices), styled.expand(weights)
+        mesh_vertices, weights = styled.expand(mesh_vertices), styled.expand(weights)
         posed = styled.expand(posed, axis=1)
         faces, uv, colors, texture = styled.faces, styled.uv, styled.colors, styled.texture
         factor = styled.base_color_factor
@@ -152,7 +170,7 @@ def export_run(
         out,
         mesh_vertices,
         faces,
-        model.skeleton,
+        skeleton,
         weights,
         transforms.cpu().double().numpy(),
         posed,
@@ -177,6 +195,7 @@ def export_run(
         worst_plain,
         time.perf_counter() - tic,
         _described(styled),
+        scale,
     )
 
 

@@ -20,12 +20,17 @@ from invskin.runs.folder import run_skeleton
 
 
 def read_poses(
-    poses: Path, split: str | None, skeleton: Skeleton | None = None, mapping: Path | None = None
+    poses: Path,
+    split: str | None,
+    skeleton: Skeleton | None = None,
+    mapping: Path | None = None,
+    smpl: Path | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """Bone transforms (F, J, 4, 4) and frame names from a dataset folder or a .npz/.npy file.
 
     Given the run's ``skeleton``, a file may also be a motion (AMASS npz, BVH, glTF animation),
-    retargeted onto it by :func:`invskin.motion.load_motion` (through the JSON ``mapping``).
+    retargeted onto it by :func:`invskin.motion.load_motion` (through the JSON ``mapping``; an
+    AMASS subject's rest joints from the SMPL model ``smpl``).
     """
     poses = Path(poses)
     if poses.is_dir():
@@ -36,7 +41,7 @@ def read_poses(
     if not poses.exists():
         raise FileNotFoundError(f"poses file {poses} does not exist")
     if skeleton is not None:
-        transforms = load_motion(poses, skeleton, mapping)
+        transforms = load_motion(poses, skeleton, mapping, smpl=smpl)
         return transforms, [f"frame_{i:04d}" for i in range(len(transforms))]
     try:
         if poses.suffix == ".npz":
@@ -64,7 +69,11 @@ def read_poses(
 
 
 def collect_sequences(
-    paths: list[Path], split: str | None, run: Path | None = None, mapping: Path | None = None
+    paths: list[Path],
+    split: str | None,
+    run: Path | None = None,
+    mapping: Path | None = None,
+    smpl: Path | None = None,
 ):
     """Motion sequences from files, folders of motion files and dataset folders (one sequence each).
 
@@ -86,7 +95,7 @@ def collect_sequences(
             if run is None:
                 transforms, names = read_poses(file, split)
             else:
-                transforms, names = poses_for_run(run, file, split, mapping)
+                transforms, names = poses_for_run(run, file, split, mapping, smpl)
             sequences.append(
                 Sequence(file.stem if file.is_file() else file.name, transforms, names)
             )
@@ -94,7 +103,7 @@ def collect_sequences(
 
 
 def poses_for_run(
-    run: Path, poses: Path, split: str | None, mapping: Path | None
+    run: Path, poses: Path, split: str | None, mapping: Path | None, smpl: Path | None = None
 ) -> tuple[torch.Tensor, list[str]]:
     """Bone transforms (F, J, 4, 4) and frame names for a run: a dataset folder, or a motion file
     (4x4 arrays, AMASS npz, BVH, glTF) retargeted onto the run's skeleton."""
@@ -102,4 +111,4 @@ def poses_for_run(
     if poses.is_dir() or not poses.is_file() or not is_motion_file(poses):
         return read_poses(poses, split)  # a dataset or 4x4 arrays: checked without the run
     check_motion_file(poses)  # a bad motion file is named before the run is needed
-    return read_poses(poses, split, run_skeleton(run), mapping)
+    return read_poses(poses, split, run_skeleton(run), mapping, smpl)

@@ -143,6 +143,14 @@ class TrainSummary:
     result: TrainResult
 
 
+def export_scale(info: dict) -> float:
+    """Length of the source file per length of the dataset: 1 unless the import resized the
+    character to train at a human size (``info["resized"]``); exports are written at the file's
+    size (:func:`invskin.runs.export.export_run`)."""
+    resized = info.get("resized")
+    return 1.0 / float(resized["factor"]) if isinstance(resized, dict) else 1.0
+
+
 def train_run(
     data: Path,
     out: Path,
@@ -286,6 +294,7 @@ def _train_run(
         "train_config": train_config.to_json(),
         "skeleton": dataset.skeleton.to_json(),
         "dataset": str(Path(data).resolve()),
+        "export_scale": export_scale(dataset.info),
         "extract_resolution": resolution,
         "device": str(dev),
         "threads": torch.get_num_threads(),

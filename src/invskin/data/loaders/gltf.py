@@ -26,6 +26,13 @@ Any skeleton (a quadruped, a tail, a rig that lists children before parents):
 - **units**: mesh, bind-pose and animation translations are scaled together by ``units``
   (``m``, ``cm``, ``mm``); ``auto`` reads the bind-pose mesh's bounding-box diagonal
   (:func:`detect_units`);
+- **size**: a character whose bind-pose height (after ``units``) lies outside
+  :data:`PRESET_HEIGHTS` is scaled uniformly to :data:`WORKING_HEIGHT` (``height="auto"``), as
+  the training presets are set for human-sized figures (1 and 6 cm sample bands, a 25 cm margin
+  around the body, a 5 cm prior radius, extraction grids over that box); ``height=H`` scales it to
+  ``H`` metres, ``height="keep"`` keeps the file's size. The factor is in the dataset's info
+  (``resized``; ``metres_per_unit`` is the dataset's length per file unit, factor included), so
+  the file's figure is the dataset's divided by it;
 - **scans**: the skinned mesh in each frame (glTF's linear blend skinning; morph targets are not
   applied), with its ground-truth correspondences, or the user's own scans from ``scans_dir``
   named ``<frame_id>.ply|obj`` (scaled by ``units``, or detected per scan as in
@@ -178,6 +185,33 @@ def unit_scale(units: str, vertices: np.ndarray, where: str) -> float:
         return UNIT_SCALE[units]
     diagonal = float(np.linalg.norm(vertices.max(0) - vertices.min(0))) if len(vertices) else 0.0
     return detect_units(diagonal, where)
+
+
+PRESET_HEIGHTS = (0.5, 3.0)
+"""Bind-pose heights (metres) that ``height="auto"`` keeps; others are scaled to
+:data:`WORKING_HEIGHT`."""
+WORKING_HEIGHT = 1.7
+
+
+def resize_factor(height: float | str, figure: float, where: str) -> float:
+    """The uniform factor applied to a character ``figure`` metres tall (module docstring,
+    **size**): ``"auto"``, ``"keep"`` or a height in metres."""
+    if height == "keep":
+        return 1.0
+    if figure <= 0.0:
+        raise DataError(f"{where}: the bind-pose mesh has no height along the up axis")
+    if height == "auto":
+        low, high = PRESET_HEIGHTS
+        return 1.0 if low <= figure <= high else WORKING_HEIGHT / figure
+    try:
+        wanted = float(height)
+    except (TypeError, ValueError):
+        wanted = float("nan")
+    if not (np.isfinite(wanted) and wanted > 0.0):
+        raise DataError(
+            f"height must be 'auto', 'keep' or a positive number of metres, got {height!r}"
+        )
+    return wanted / figure
 
 
 def scale_translations(transforms: np.ndarray, scale: float) -> np.ndarray:
@@ -391,6 +425,7 @@ def convert_gltf(
     skip_bad_frames: bool = False,
     progress: bool = True,
     name: str | None = None,
+    height: float | str = "auto",
 ) -> Dataset:
     """Convert a rigged, animated glTF/GLB (module docstring) into a dataset at ``out``."""
     src = Path(src)
@@ -431,6 +466,22 @@ def convert_gltf(
     position = {old: new for new, old in enumerate(order)}
     rest_world = world_transforms(scene.rest_local, scene.parent)
     upright = upright_rotation(rest_world[joints[order[0]]] @ ibm[order[0]])
+    upright_vertices = mesh.vertices @ upright[:3, :3].T * to_metres
+    figure = float(np.ptp(upright_vertices[:, 1])) if len(upright_vertices) else 0.0
+    resize = resize_factor(height, figure, str(src))
+    if resize != 1.0:
+        logger.warning(
+            "%s: the character is %.3g m tall; scaled by %.4g to %.3g m for training (the presets "
+            "are set for human-sized figures; --height keep keeps the file's size). The dataset's "
+            "lengths are the file's times %.4g",
+            src,
+            figure,
+            resize,
+            figure * resize,
+            to_metres * resize,
+        )
+    file_to_metres = to_metres
+    to_metres *= resize
     skeleton = Skeleton(
         names=tuple(node_names[i] for i in order),
         parents=tuple(-1 if parents[i] < 0 else position[parents[i]] for i in order),
@@ -481,7 +532,9 @@ def convert_gltf(
             frame_id,
             src,
             anim,
-            _frame_loader(frame_id, t, v, w, faces, scans, units, report, ordered_names, colours),
+            _frame_loader(
+                frame_id, t, v, w, faces, scans, units, report, ordered_names, colours, resize
+            ),
         )
         for frame_id, anim, t in frames
     ]
@@ -492,6 +545,13 @@ def convert_gltf(
         "own_scans": scans is not None,
         "skin": skin_index,
         "metres_per_unit": to_metres,
+        "resized": {
+            "file_height_m": figure,
+            "factor": resize,
+            "file_metres_per_unit": file_to_metres,
+        }
+        if resize != 1.0
+        else None,
         "appearance": appearance_kind(look),
     }
     with DatasetWriter(
@@ -531,6 +591,7 @@ def _frame_loader(
     report: ConversionReport,
     names: list[str],
     colours: np.ndarray | None = None,
+    resize: float = 1.0,
 ) -> Callable[[], tuple[TriMesh, np.ndarray]]:
     def load() -> tuple[TriMesh, np.ndarray]:
         off = [_rigid_problem(t) for t in transforms]
@@ -554,6 +615,9 @@ def _frame_loader(
         )
         if path is None:
             raise DataError(f"{scans} has no scan {frame_id}.ply or .obj for this frame")
-        return scan_to_metres(load_mesh(path), str(path), units, report), transforms
+        scan = scan_to_metres(load_mesh(path), str(path), units, report)
+        if resize != 1.0:
+            scan = TriMesh(scan.vertices * resize, scan.faces, scan.colors)
+        return scan, transforms
 
     return load
