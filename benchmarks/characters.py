@@ -23,7 +23,9 @@ What it measures (written to ``--out``, default ``benchmarks/results/characters.
    one the npz is **made from the same BVH** (retargeted by invskin onto an SMPL-named skeleton at
    the approximate SMPL neutral joints, written as AMASS stores SMPL poses: z up, axis-angle
    ``poses`` (F, 72), ``trans``), and labelled so in the result. The source angles of an npz come
-   from SMPL forward kinematics on those same approximate joints.
+   from SMPL forward kinematics on those same approximate joints. The npz is retargeted twice:
+   as a user without an SMPL model gets it (rest taken to be a T-pose) and with the subject's rest
+   joints (``--smpl``: here a model file holding those approximate joints).
 
 Every step goes through invskin's command line or public API. Long steps run one at a time; on a
 shared machine wrap the command in ``flock``::
@@ -31,6 +33,9 @@ shared machine wrap the command in ``flock``::
     flock /tmp/invskin-cpu.lock .venv/bin/python benchmarks/characters.py \\
         --khronos tests/assets/gltf --brainstem BrainStem.glb --soldier Soldier.glb \\
         --bvh 131_01.bvh --work /tmp/characters
+
+Characters the import resizes (heights outside 0.5 to 3 m) are exported at the file's size and
+compared there; heights and vertex errors are given at the dataset's (training) size.
 
 ``--work`` holds the datasets, runs and exports (reused when present: ``--fresh`` starts over);
 the result JSON names files by their base names only. ``--steps N`` trains N steps instead of the
@@ -138,6 +143,7 @@ def pipeline(name: str, src: Path, work: Path, steps: int | None) -> dict:
         "vertices": int(len(prior)),
         "height_m": float(prior[:, 1].max() - prior[:, 1].min()),
         "metres_per_unit": float(dataset.info.get("metres_per_unit", 1.0)),
+        "resized": dataset.info.get("resized"),
         "frames": {k: len(v) for k, v in dataset.splits.items()},
         "appearance": dataset.info.get("appearance"),
     }
