@@ -42,3 +42,39 @@ def test_vertex_colours_of_each_kind_of_look() -> None:
     colours = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
     painted = SourceAppearance(vertices, faces, colors=colours)
     np.testing.assert_array_equal(look_vertex_colours(painted), colours)
+
+
+def test_texture_entries_of_one_image_are_one_texture(tmp_path) -> None:
+    """A second mesh on the skin whose material names its own texture entry of the same image and
+    sampler (as Mixamo exports do) keeps the look a texture; another sampler makes it colours."""
+    import copy
+
+    import pygltflib
+
+    import gltf_edit as edit
+
+    def with_copy(name: str, clamp: bool) -> Path:
+        gltf = edit.load(ASSETS / "CesiumMan.glb")
+        sampler = gltf.textures[0].sampler
+        if clamp:
+            gltf.samplers.append(pygltflib.Sampler(wrapS=33071, wrapT=33071))
+            sampler = len(gltf.samplers) - 1
+        gltf.textures.append(pygltflib.Texture(source=gltf.textures[0].source, sampler=sampler))
+        material = copy.deepcopy(gltf.materials[0])
+        material.pbrMetallicRoughness.baseColorTexture.index = len(gltf.textures) - 1
+        gltf.materials.append(material)
+        mesh = copy.deepcopy(gltf.meshes[0])
+        for primitive in mesh.primitives:
+            primitive.material = len(gltf.materials) - 1
+        gltf.meshes.append(mesh)
+        gltf.nodes.append(pygltflib.Node(name="copy", mesh=len(gltf.meshes) - 1, skin=0))
+        gltf.scenes[0].nodes.append(len(gltf.nodes) - 1)
+        return edit.save(gltf, tmp_path / f"{name}.glb")
+
+    one = convert_gltf(with_copy("same", False), tmp_path / "one", progress=False)
+    look = load_appearance(one.root)
+    assert look is not None and look.textured and look.colors is None
+    assert len(look.uv) == len(one.prior.vertices)
+    two = convert_gltf(with_copy("clamped", True), tmp_path / "two", progress=False)
+    other = load_appearance(two.root)
+    assert other is not None and not other.textured and other.colors is not None

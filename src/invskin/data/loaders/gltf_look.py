@@ -5,8 +5,9 @@ Read per triangle primitive of the imported skin (the vertex order of
 ``pbrMetallicRoughness`` (``baseColorTexture``, ``baseColorFactor``) and its ``COLOR_0``. One look
 is kept for the whole merged mesh (:class:`~invskin.data.loaders.appearance.SourceAppearance`):
 
-- **texture**: every primitive uses the same base-colour image with the same factor and none has
-  ``COLOR_0``: the image, the UVs (of the ``texCoord`` set the material names) and the factor;
+- **texture**: every primitive uses the same base-colour image (texture entries with the same
+  image and sampler count as one) with the same factor and none has ``COLOR_0``: the image, the
+  UVs (of the ``texCoord`` set the material names) and the factor;
 - **colours**: otherwise, when any primitive has a texture, ``COLOR_0`` or a factor other than
   the rest's: each vertex's colour as glTF computes it, ``COLOR_0 x factor x texture`` (in linear
   light; the texture sampled at the vertex's UV), stored sRGB-encoded;
@@ -154,9 +155,19 @@ def read_source_appearance(
                 error,
             )
             textures[index] = None
+    # Two texture entries of one image with one sampler are one texture (Mixamo exports give
+    # each material its own entry).
+    first: dict[tuple[bytes, str, tuple], int] = {}
+    for index, texture in textures.items():
+        if texture is not None:
+            key = (texture.data, texture.mime, tuple(sorted(texture.sampler.items())))
+            first.setdefault(key, index)
     for p in prims:
         if p.texture is not None and textures[p.texture] is None:
             p.texture, p.uv = None, None
+        elif p.texture is not None:
+            t = textures[p.texture]
+            p.texture = first[(t.data, t.mime, tuple(sorted(t.sampler.items())))]
     keys = {(p.texture, p.factor) for p in prims}
     has_color = any(p.color is not None for p in prims)
     if len(keys) == 1 and not has_color:
