@@ -227,6 +227,11 @@ def test_forward_direction_from_the_toes() -> None:
         [[0, 1, 0], [0.1, 0.5, 0.0], [0.15, 0.05, -0.04], [-0.1, 0.5, 0], [-0.15, 0.05, -0.04]]
     )
     assert forward_direction(parents, ankles) is None
+    # Short toe bones pointing down and forward (CesiumMan's, facing +x) still give the facing.
+    toes = np.array(
+        [[0, 1, 0], [0.0, 0.1, 0.1], [0.03, 0.035, 0.1], [0.0, 0.1, -0.1], [0.03, 0.035, -0.1]]
+    )
+    assert np.allclose(forward_direction(parents, toes), [1, 0, 0], atol=1e-9)
 
 
 # -- a source with more spine joints than the target -----------------------------------------------

