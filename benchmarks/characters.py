@@ -131,7 +131,9 @@ def invskin(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def pipeline(name: str, src: Path, work: Path, steps: int | None) -> dict:
+def pipeline(
+    name: str, src: Path, work: Path, steps: int | None, signal: str = "occupancy"
+) -> dict:
     data, run, glb = work / "data" / name, work / "runs" / name, work / "export" / f"{name}.glb"
     record: dict = {"file": src.name}
     if not (data / "invskin-dataset.json").is_file():
@@ -151,7 +153,7 @@ def pipeline(name: str, src: Path, work: Path, steps: int | None) -> dict:
     if not timing.is_file():
         if run.exists():
             shutil.rmtree(run)
-        extra = ["--steps", str(steps)] if steps else []
+        extra = (["--steps", str(steps)] if steps else []) + ["--signal", signal]
         start = time.perf_counter()
         invskin(
             "train",
@@ -168,7 +170,8 @@ def pipeline(name: str, src: Path, work: Path, steps: int | None) -> dict:
         timing.write_text(json.dumps({"seconds": time.perf_counter() - start, "steps": steps}))
     record["train"] = {
         "command": "invskin train --method ins --preset cpu-quick"
-        + (f" --steps {steps}" if steps else ""),
+        + (f" --steps {steps}" if steps else "")
+        + f" --signal {signal}",
         "seconds": round(json.loads(timing.read_text())["seconds"], 1),
     }
     glb.parent.mkdir(parents=True, exist_ok=True)
@@ -515,6 +518,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/characters.json"))
     parser.add_argument("--images", type=Path, default=Path("docs/img"))
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--signal",
+        default="occupancy",
+        help="what the trainings learn from (invskin train --signal); the imported characters' "
+        "datasets know their correspondences",
+    )
     parser.add_argument("--size", type=int, default=512, help="silhouette render size (pixels)")
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--fresh", action="store_true")
@@ -551,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
         result["angles"] = earlier["angles"]
     for name in names:
         print(f"{name}: import, train, export, validate", flush=True)
-        record = attempt(pipeline, name, sources[name], args.work, args.steps)
+        record = attempt(pipeline, name, sources[name], args.work, args.steps, args.signal)
         if name in COMPARED and "error" not in record:
             print(f"{name}: against the source", flush=True)
             record["against_source"] = attempt(
