@@ -4,7 +4,8 @@
         --run "ins, colour loss=RUNS/colour/ins-s0" --run "ins, no colour loss=RUNS/colour-off/ins-s0" \
         --frames 3 --out docs/img/colour-avatar.png
 
-For each run: ``invskin repose`` of its canonical mesh to the split's frames, painted with the
+For each run: its canonical mesh reposed (``invskin.runs.pipeline.repose_run``, what ``invskin
+repose`` does) to the split's frames, painted with the
 canonical mesh's own vertex colours (``canonical.ply``, which ``invskin extract`` or ``invskin
 eval`` paints from a run's colour field); the first row is the split's raw scans with their colours
 (as scanned: lighting included), labelled with the frame; ``--frames`` frames are picked evenly inside the split; one
@@ -14,7 +15,6 @@ orthographic camera per view (front, then side) frames every mesh. Writes one PN
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +25,7 @@ from invskin.data import load_dataset
 from invskin.export.figures import view_camera
 from invskin.mesh.io import load_mesh
 from invskin.mesh.render import render_mesh, save_png, tile_images
+from invskin.runs.pipeline import repose_run
 
 
 def parse_run(text: str) -> tuple[str, Path]:
@@ -55,11 +56,8 @@ def main() -> None:
             if canonical.colors is None:
                 sys.exit(f"{run}/canonical.ply has no colours: train with --signal colour")
             out = Path(tmp) / label.replace(" ", "_").replace(",", "")
-            subprocess.run(
-                [sys.executable, "-m", "invskin.cli.main", "repose", "--run", str(run),
-                 "--poses", str(args.data), "--split", args.split, "--out", str(out)],
-                check=True,
-            )  # fmt: skip
+            split = dataset.split(args.split)
+            repose_run(run, split.transforms.float(), out, list(split.frame_ids), write_glb=False)
             meshes = [load_mesh(out / f"{name}.ply") for name in names]
             rows[label] = (meshes, np.asarray(canonical.colors) * 255.0)
     width, height = args.tile

@@ -100,6 +100,15 @@ def sample_texture(image: np.ndarray, uv: np.ndarray, sampler: dict[str, int]) -
     return image[row, col, :3].astype(np.float64) / 255.0
 
 
+def textured_linear(
+    texture: TextureImage, uv: np.ndarray, factor: tuple[float, ...]
+) -> Float[np.ndarray, "n 3"]:
+    """glTF's base colour in linear light at ``uv`` (N, 2): the texture (nearest pixel, sRGB
+    decoded) times the factor's RGB."""
+    sampled = sample_texture(texture.decode(), uv, texture.sampler)
+    return srgb_to_linear(sampled) * np.asarray(factor[:3], dtype=np.float64)
+
+
 def _primitives(scene: GltfScene, primitives, total: int) -> list[_Primitive]:
     gltf = scene.gltf
     out = []
@@ -180,13 +189,12 @@ def read_source_appearance(
         return SourceAppearance(vertices, faces, base_color_factor=factor)
     linear = np.ones((len(vertices), 3))
     for p in prims:
-        part = np.broadcast_to(np.asarray(p.factor[:3]), (p.stop - p.start, 3)).copy()
+        if p.texture is not None:
+            part = textured_linear(textures[p.texture], p.uv, p.factor)
+        else:
+            part = np.broadcast_to(np.asarray(p.factor[:3]), (p.stop - p.start, 3)).copy()
         if p.color is not None:
             part *= p.color
-        if p.texture is not None:
-            texture = textures[p.texture]
-            sampled = sample_texture(texture.decode(), p.uv, texture.sampler)
-            part *= srgb_to_linear(sampled)
         linear[p.start : p.stop] = part
     colors = linear_to_srgb(linear).astype(np.float32)
     return SourceAppearance(vertices, faces, colors=colors)
@@ -201,7 +209,6 @@ def look_vertex_colours(look: SourceAppearance | None) -> Float[np.ndarray, "v 3
     if look.colors is not None:
         return look.colors.astype(np.float32)
     if look.textured:
-        sampled = sample_texture(look.texture.decode(), look.uv, look.texture.sampler)
-        linear = srgb_to_linear(sampled) * np.asarray(look.base_color_factor[:3])
+        linear = textured_linear(look.texture, look.uv, look.base_color_factor)
         return np.clip(linear_to_srgb(linear), 0.0, 1.0).astype(np.float32)
     return None
