@@ -24,6 +24,7 @@ from invskin.geometry.transforms import (
     invert_affine,
     invert_rigid,
     make_transform,
+    scale_translations,
     transforms_problem,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "rotation_6d_offset",
     "quaternion_to_axis_angle",
     "rotation_6d_to_matrix",
+    "scale_translations",
     "skew",
     "transforms_problem",
 ]

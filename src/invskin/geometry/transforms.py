@@ -35,6 +35,15 @@ def identity_transforms(
     return torch.eye(4, dtype=dtype, device=device).expand(*shape, 4, 4).clone()
 
 
+def scale_translations(transforms, scale: float):
+    """(..., 4, 4) rigid transforms (numpy array or tensor, a new one of the same kind) with their
+    translations multiplied by ``scale``: the same motion expressed in units ``scale`` times larger
+    (``U T U^-1``)."""
+    out = transforms.clone() if isinstance(transforms, Tensor) else np.array(transforms, copy=True)
+    out[..., :3, 3] *= scale
+    return out
+
+
 def invert_rigid(transform: Float[Tensor, "*b 4 4"]) -> Float[Tensor, "*b 4 4"]:
     """Inverse of a rigid transform: ``[R^T, -R^T t]``. Exact and cheaper than a general inverse."""
     rot_t = transform[..., :3, :3].transpose(-1, -2)

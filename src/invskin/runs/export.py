@@ -35,6 +35,7 @@ from invskin.export.skinned import (
     read_skinned_glb,
     write_skinned_glb,
 )
+from invskin.geometry import scale_translations
 from invskin.runs.folder import load_run
 from invskin.runs.pipeline import canonical_mesh
 
@@ -135,11 +136,8 @@ def export_run(
     skeleton = model.skeleton
     if scale != 1.0:
         posed = posed * scale
-        transforms = transforms.clone()
-        transforms[..., :3, 3] *= scale
-        canonical = skeleton.canonical.clone()
-        canonical[..., :3, 3] *= scale
-        skeleton = replace(skeleton, canonical=canonical)
+        transforms = scale_translations(transforms, scale)
+        skeleton = replace(skeleton, canonical=scale_translations(skeleton.canonical, scale))
     out = Path(out)
     source = dataset_appearance(loaded.state.get("dataset")) if look != "none" else None
     if format == "morph":

@@ -75,7 +75,7 @@ from invskin.data.loaders.common import (
     written_splits,
 )
 from invskin.data.loaders.gltf_look import look_vertex_colours, read_source_appearance
-from invskin.geometry import lbs
+from invskin.geometry import lbs, scale_translations
 from invskin.mesh.io import TriMesh, load_mesh
 from invskin.motion.gltf_anim import (
     GltfScene,
@@ -212,14 +212,6 @@ def resize_factor(height: float | str, figure: float, where: str) -> float:
             f"height must be 'auto', 'keep' or a positive number of metres, got {height!r}"
         )
     return wanted / figure
-
-
-def scale_translations(transforms: np.ndarray, scale: float) -> np.ndarray:
-    """(..., 4, 4) rigid transforms with their translations multiplied by ``scale`` (the same
-    motion expressed in units ``scale`` times larger: ``U T U^-1``)."""
-    out = transforms.copy()
-    out[..., :3, 3] *= scale
-    return out
 
 
 def skin_meshes(scene: GltfScene) -> dict[int, list[int]]:
@@ -466,8 +458,8 @@ def convert_gltf(
     position = {old: new for new, old in enumerate(order)}
     rest_world = world_transforms(scene.rest_local, scene.parent)
     upright = upright_rotation(rest_world[joints[order[0]]] @ ibm[order[0]])
-    upright_vertices = mesh.vertices @ upright[:3, :3].T * to_metres
-    figure = float(np.ptp(upright_vertices[:, 1])) if len(upright_vertices) else 0.0
+    vertices = mesh.vertices @ upright[:3, :3].T * to_metres
+    figure = float(np.ptp(vertices[:, 1])) if len(vertices) else 0.0
     resize = resize_factor(height, figure, str(src))
     if resize != 1.0:
         logger.warning(
@@ -487,7 +479,7 @@ def convert_gltf(
         parents=tuple(-1 if parents[i] < 0 else position[parents[i]] for i in order),
         canonical=torch.from_numpy(scale_translations(upright @ bind[order], to_metres)).float(),
     )
-    vertices = mesh.vertices @ upright[:3, :3].T * to_metres
+    vertices = vertices * resize
     faces = mesh.faces
     weights = mesh.weights[:, order]
     prior = BodyPrior(
