@@ -167,16 +167,16 @@ def read_source_appearance(
     # Two texture entries of one image with one sampler are one texture (Mixamo exports give
     # each material its own entry).
     first: dict[tuple[bytes, str, tuple], int] = {}
+    same: dict[int, int] = {}
     for index, texture in textures.items():
         if texture is not None:
             key = (texture.data, texture.mime, tuple(sorted(texture.sampler.items())))
-            first.setdefault(key, index)
+            same[index] = first.setdefault(key, index)
     for p in prims:
         if p.texture is not None and textures[p.texture] is None:
             p.texture, p.uv = None, None
         elif p.texture is not None:
-            t = textures[p.texture]
-            p.texture = first[(t.data, t.mime, tuple(sorted(t.sampler.items())))]
+            p.texture = same[p.texture]
     keys = {(p.texture, p.factor) for p in prims}
     has_color = any(p.color is not None for p in prims)
     if len(keys) == 1 and not has_color:
